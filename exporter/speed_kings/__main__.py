@@ -1,0 +1,3 @@
+from speed_kings.cli import main
+
+main()
