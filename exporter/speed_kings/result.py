@@ -60,7 +60,9 @@ class RateLimitInfo:
         if self.retry_after_seconds is not None:
             return self.retry_after_seconds
         exhausted = [
-            self.reset_seconds[k] for k, v in self.remaining.items() if v <= 0 and k in self.reset_seconds
+            self.reset_seconds[k]
+            for k, v in self.remaining.items()
+            if v <= 0 and k in self.reset_seconds
         ]
         return max(exhausted) if exhausted else None
 

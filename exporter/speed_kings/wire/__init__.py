@@ -18,7 +18,9 @@ def get_wire(name: str) -> Wire:
     try:
         return wires[name]
     except KeyError:
-        raise ValueError(f"unknown wire {name!r}; expected one of {', '.join(WIRE_NAMES)}") from None
+        raise ValueError(
+            f"unknown wire {name!r}; expected one of {', '.join(WIRE_NAMES)}"
+        ) from None
 
 
 WIRE_NAMES = ("openai", "ollama", "anthropic", "gemini")

@@ -113,3 +113,25 @@ def clip(text: str, limit: int = 300) -> str:
     """Error details stay short: a provider's HTML error page is not a log line."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def merge_body(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` with `extra` merged in, nested objects merged key by key (so `extra_body` can
+    add to a nested object without dropping the fields this wire set). `extra` wins; its
+    values are copied, so the target's mapping is never shared with a request."""
+    for key, value in extra.items():
+        current = body.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            body[key] = merge_body(dict(current), value)
+        else:
+            body[key] = _plain(value)
+    return body
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-serialisable copy (read-only mappings from a frozen config become dicts)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,130 @@
+"""The HTTP client session probes share, with connection-phase timing.
+
+DNS and connection set-up come from aiohttp's tracing hooks; the TLS handshake is timed by
+an `ssl.SSLObject` subclass (asyncio drives the handshake through `SSLObject.do_handshake`),
+so TCP connect and TLS are reported separately. By default every probe opens a fresh
+connection (and resolves DNS afresh), so cold and warm connections are never mixed silently.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+
+from speed_kings.clock import Clock
+from speed_kings.result import ConnectionPhases
+
+
+@dataclass(slots=True)
+class PhaseRecorder:
+    """Per-request trace context: raw timestamps on the probe's monotonic clock."""
+
+    clock: Clock
+    connect_start: float | None = None
+    connect_end: float | None = None
+    dns_start: float | None = None
+    dns_end: float | None = None
+    reused: bool = False
+
+    def phases(self, tls: tuple[float, float] | None) -> ConnectionPhases:
+        if self.reused or self.connect_start is None or self.connect_end is None:
+            return ConnectionPhases(reused=self.reused)
+        dns = (
+            self.dns_end - self.dns_start
+            if self.dns_start is not None and self.dns_end is not None
+            else None
+        )
+        tcp_start = self.dns_end if self.dns_end is not None else self.connect_start
+        tcp_end = tls[0] if tls else self.connect_end
+        return ConnectionPhases(
+            dns_seconds=dns,
+            connect_seconds=max(0.0, tcp_end - tcp_start),
+            tls_seconds=(tls[1] - tls[0]) if tls else None,
+        )
+
+
+def _recorder(params: SimpleNamespace) -> PhaseRecorder | None:
+    ctx = params.trace_request_ctx
+    return ctx if isinstance(ctx, PhaseRecorder) else None
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+
+    async def connect_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+        if rec := _recorder(ctx):
+            rec.connect_start = rec.clock.monotonic()
+
+    async def connect_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+        if rec := _recorder(ctx):
+            rec.connect_end = rec.clock.monotonic()
+
+    async def dns_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+        if rec := _recorder(ctx):
+            rec.dns_start = rec.clock.monotonic()
+
+    async def dns_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+        if rec := _recorder(ctx):
+            rec.dns_end = rec.clock.monotonic()
+
+    async def reused(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+        if rec := _recorder(ctx):
+            rec.reused = True
+
+    trace.on_connection_create_start.append(connect_start)
+    trace.on_connection_create_end.append(connect_end)
+    trace.on_dns_resolvehost_start.append(dns_start)
+    trace.on_dns_resolvehost_end.append(dns_end)
+    trace.on_connection_reuseconn.append(reused)
+    return trace
+
+
+def timed_ssl_context(clock: Clock, base: ssl.SSLContext | None = None) -> ssl.SSLContext:
+    """An SSL context whose connections remember when their handshake began and ended."""
+
+    class TimedSSLObject(ssl.SSLObject):
+        handshake_started: float | None = None
+        handshake_done: float | None = None
+
+        def do_handshake(self) -> None:
+            if self.handshake_started is None:
+                self.handshake_started = clock.monotonic()
+            super().do_handshake()  # raises SSLWantReadError until the handshake completes
+            self.handshake_done = clock.monotonic()
+
+    context = base or ssl.create_default_context()
+    context.sslobject_class = TimedSSLObject
+    return context
+
+
+def tls_handshake(response: aiohttp.ClientResponse) -> tuple[float, float] | None:
+    """(start, end) of the TLS handshake of the connection that carried `response`."""
+    conn = response.connection
+    transport = conn.transport if conn is not None else None
+    obj = transport.get_extra_info("ssl_object") if transport is not None else None
+    start = getattr(obj, "handshake_started", None)
+    end = getattr(obj, "handshake_done", None)
+    return (start, end) if start is not None and end is not None else None
+
+
+def make_session(
+    clock: Clock, *, fresh_connections: bool = True, ssl_context: ssl.SSLContext | None = None
+) -> aiohttp.ClientSession:
+    """A session for probing. Must be created inside a running event loop and closed."""
+    connector = aiohttp.TCPConnector(
+        force_close=fresh_connections,
+        use_dns_cache=not fresh_connections,
+        ssl=timed_ssl_context(clock, ssl_context),
+        limit=0,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[_trace_config()],
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+        headers={"user-agent": "speed-kings"},
+    )
