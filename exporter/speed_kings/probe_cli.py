@@ -17,6 +17,7 @@ from speed_kings import __version__
 from speed_kings.bench import BenchGroup, run_benchmark, worst_case_cost
 from speed_kings.catalog import Catalog, load_catalog
 from speed_kings.clock import SystemClock
+from speed_kings.demo import demo_targets
 from speed_kings.http import make_session
 from speed_kings.keys import provider_status, resolve_api_key
 from speed_kings.output import FORMATS, render
@@ -25,6 +26,7 @@ from speed_kings.probe import ProbeSpec
 from speed_kings.prompts import resolve_prompt
 from speed_kings.redact import Redactor
 from speed_kings.result import Outcome, ProbeResult
+from speed_kings.simulator import Simulator
 from speed_kings.wire import WIRE_NAMES
 from speed_kings.wire.base import Target
 
@@ -162,6 +164,11 @@ def _progress(group: BenchGroup, result: ProbeResult, recording: bool) -> None:
     help="Provider catalog file (default: the built-in one).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Skip the cost confirmation.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Probe the built-in simulated providers (sim-*) over loopback; no key needed.",
+)
 def probe_command(
     providers: tuple[str, ...],
     base_url: str | None,
@@ -178,64 +185,86 @@ def probe_command(
     fmt: str,
     catalog_path: Path | None,
     yes: bool,
+    demo: bool,
 ) -> None:
     """Benchmark one or more providers now and print p50/p95 summaries."""
     environ = dict(os.environ)
     catalog = load_catalog(catalog_path)
-    targets = _targets(catalog, providers, base_url, wire, model, api_key_env, environ)
     prompt_name, prompt_text = resolve_prompt(prompt)
-    groups = [
-        BenchGroup(
-            ProbeSpec(
-                r.target,
-                prompt_name,
-                prompt_text,
-                max_tokens=max_tokens,
-                price=r.price,
-                timeout=timeout,
-                read_timeout=read_timeout or timeout,
-            ),
-            hardware=r.hardware,
-        )
-        for r in targets
-    ]
-    runs_each = iterations + warmup
-    estimate = worst_case_cost(groups, runs_each)
-    total_runs = runs_each * len(groups)
-    if estimate is None:
-        click.echo(
-            f"Estimated cost: unknown (no price for some model) for {total_runs} runs.", err=True
-        )
-    else:
-        click.echo(f"Estimated cost: at most ${estimate:.6f} for {total_runs} runs.", err=True)
-    if not yes and estimate != 0:
-        if not sys.stdin.isatty():
-            raise click.UsageError(
-                "spending needs confirmation: pass --yes to run without a prompt"
-            )
-        click.confirm("Proceed?", abort=True, err=True)
 
-    redactor = Redactor([r.target.api_key for r in targets if r.target.api_key])
+    def groups_for(resolved: list[_Resolved]) -> list[BenchGroup]:
+        return [
+            BenchGroup(
+                ProbeSpec(
+                    r.target,
+                    prompt_name,
+                    prompt_text,
+                    max_tokens=max_tokens,
+                    price=r.price,
+                    timeout=timeout,
+                    read_timeout=read_timeout or timeout,
+                ),
+                hardware=r.hardware,
+            )
+            for r in resolved
+        ]
+
+    runs_each = iterations + warmup
+    if demo:
+        if providers or base_url:
+            raise click.UsageError(
+                "--demo probes the simulated providers; drop --provider/--base-url"
+            )
+        click.echo("Demo: simulated providers (sim-*) on loopback; nothing is spent.", err=True)
+        groups: list[BenchGroup] = []
+    else:
+        resolved = _targets(catalog, providers, base_url, wire, model, api_key_env, environ)
+        groups = groups_for(resolved)
+        estimate = worst_case_cost(groups, runs_each)
+        total_runs = runs_each * len(groups)
+        if estimate is None:
+            click.echo(
+                f"Estimated cost: unknown (no price for some model), {total_runs} runs.", err=True
+            )
+        else:
+            click.echo(f"Estimated cost: at most ${estimate:.6f} for {total_runs} runs.", err=True)
+        if not yes and estimate != 0:
+            if not sys.stdin.isatty():
+                raise click.UsageError(
+                    "spending needs confirmation: pass --yes to run without a prompt"
+                )
+            click.confirm("Proceed?", abort=True, err=True)
+    redactor = Redactor([g.spec.target.api_key for g in groups if g.spec.target.api_key])
     started = datetime.now(UTC)
 
     async def main() -> None:
         clock = SystemClock()
-        async with make_session(clock, fresh_connections=not reuse_connections) as session:
-            await run_benchmark(
-                groups,
-                iterations=iterations,
-                warmup=warmup,
-                session=session,
-                clock=clock,
-                redactor=redactor,
-                progress=_progress,
-            )
+        simulator = Simulator(clock=clock) if demo else None
+        try:
+            if simulator is not None:
+                url = await simulator.start()
+                sims = demo_targets(url, catalog)
+                groups.extend(groups_for([_Resolved(d.target, d.hardware, d.price) for d in sims]))
+            async with make_session(clock, fresh_connections=not reuse_connections) as session:
+                await run_benchmark(
+                    groups,
+                    iterations=iterations,
+                    warmup=warmup,
+                    session=session,
+                    clock=clock,
+                    redactor=redactor,
+                    progress=_progress,
+                )
+        finally:
+            if simulator is not None:
+                await simulator.stop()
 
     asyncio.run(main())
     metadata = {
         "timestamp": started.isoformat(timespec="seconds"),
         "version": __version__,
         "prompt": prompt_name,
+        "demo": demo,
         "max_tokens": max_tokens,
         "iterations": iterations,
         "warmup": warmup,
