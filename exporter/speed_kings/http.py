@@ -2,13 +2,20 @@
 
 DNS and connection set-up come from aiohttp's tracing hooks; the TLS handshake is timed by
 an `ssl.SSLObject` subclass (asyncio drives the handshake through `SSLObject.do_handshake`),
-so TCP connect and TLS are reported separately. By default every probe opens a fresh
-connection (and resolves DNS afresh), so cold and warm connections are never mixed silently.
+so TCP connect and TLS are reported separately. The handshake finds its probe's recorder
+through a context variable: asyncio runs transport callbacks in a copy of the context of
+the task that opened the connection, so concurrent probes never see each other's.
+
+By default every probe opens a fresh connection (and resolves DNS afresh), so cold and warm
+connections are never mixed silently.
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -28,9 +35,11 @@ class PhaseRecorder:
     connect_end: float | None = None
     dns_start: float | None = None
     dns_end: float | None = None
+    tls_start: float | None = None
+    tls_end: float | None = None
     reused: bool = False
 
-    def phases(self, tls: tuple[float, float] | None) -> ConnectionPhases:
+    def phases(self) -> ConnectionPhases:
         if self.reused or self.connect_start is None or self.connect_end is None:
             return ConnectionPhases(reused=self.reused)
         dns = (
@@ -38,13 +47,31 @@ class PhaseRecorder:
             if self.dns_start is not None and self.dns_end is not None
             else None
         )
-        tcp_start = self.dns_end if self.dns_end is not None else self.connect_start
-        tcp_end = tls[0] if tls else self.connect_end
-        return ConnectionPhases(
-            dns_seconds=dns,
-            connect_seconds=max(0.0, tcp_end - tcp_start),
-            tls_seconds=(tls[1] - tls[0]) if tls else None,
+        tls = (
+            self.tls_end - self.tls_start
+            if self.tls_start is not None and self.tls_end is not None
+            else None
         )
+        tcp_start = self.dns_end if self.dns_end is not None else self.connect_start
+        tcp_end = (
+            self.tls_start if tls is not None and self.tls_start is not None else self.connect_end
+        )
+        return ConnectionPhases(
+            dns_seconds=dns, connect_seconds=max(0.0, tcp_end - tcp_start), tls_seconds=tls
+        )
+
+
+_recording: ContextVar[PhaseRecorder | None] = ContextVar("speed_kings_phases", default=None)
+
+
+@contextmanager
+def recording(recorder: PhaseRecorder) -> Iterator[PhaseRecorder]:
+    """Routes TLS handshake times of connections opened inside this block to `recorder`."""
+    token = _recording.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _recording.reset(token)
 
 
 def _recorder(params: SimpleNamespace) -> PhaseRecorder | None:
@@ -83,32 +110,21 @@ def _trace_config() -> aiohttp.TraceConfig:
     return trace
 
 
-def timed_ssl_context(clock: Clock, base: ssl.SSLContext | None = None) -> ssl.SSLContext:
-    """An SSL context whose connections remember when their handshake began and ended."""
+class _TimedSSLObject(ssl.SSLObject):
+    def do_handshake(self) -> None:
+        recorder = _recording.get()
+        if recorder is not None and recorder.tls_start is None:
+            recorder.tls_start = recorder.clock.monotonic()
+        super().do_handshake()  # raises SSLWantReadError until the handshake completes
+        if recorder is not None:
+            recorder.tls_end = recorder.clock.monotonic()
 
-    class TimedSSLObject(ssl.SSLObject):
-        handshake_started: float | None = None
-        handshake_done: float | None = None
 
-        def do_handshake(self) -> None:
-            if self.handshake_started is None:
-                self.handshake_started = clock.monotonic()
-            super().do_handshake()  # raises SSLWantReadError until the handshake completes
-            self.handshake_done = clock.monotonic()
-
+def timed_ssl_context(base: ssl.SSLContext | None = None) -> ssl.SSLContext:
+    """An SSL context whose handshakes report to the current probe's recorder."""
     context = base or ssl.create_default_context()
-    context.sslobject_class = TimedSSLObject
+    context.sslobject_class = _TimedSSLObject
     return context
-
-
-def tls_handshake(response: aiohttp.ClientResponse) -> tuple[float, float] | None:
-    """(start, end) of the TLS handshake of the connection that carried `response`."""
-    conn = response.connection
-    transport = conn.transport if conn is not None else None
-    obj = transport.get_extra_info("ssl_object") if transport is not None else None
-    start = getattr(obj, "handshake_started", None)
-    end = getattr(obj, "handshake_done", None)
-    return (start, end) if start is not None and end is not None else None
 
 
 def make_session(
@@ -118,7 +134,7 @@ def make_session(
     connector = aiohttp.TCPConnector(
         force_close=fresh_connections,
         use_dns_cache=not fresh_connections,
-        ssl=timed_ssl_context(clock, ssl_context),
+        ssl=timed_ssl_context(ssl_context),
         limit=0,
     )
     return aiohttp.ClientSession(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from speed_kings.clock import Clock
-from speed_kings.http import PhaseRecorder, tls_handshake
+from speed_kings.http import PhaseRecorder, recording
 from speed_kings.pricing import Price
 from speed_kings.prompts import estimate_tokens, new_nonce, with_nonce
 from speed_kings.ratelimit import parse_rate_limit_headers
@@ -77,24 +77,25 @@ async def run_probe(
     t0 = clock.monotonic()
     result.started_at = clock.time()
     try:
-        async with asyncio.timeout(spec.timeout):
-            async with session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                json=request.json,
-                trace_request_ctx=recorder,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=spec.connect_timeout, sock_read=spec.read_timeout
-                ),
-            ) as response:
+        with recording(recorder):
+            async with (
+                asyncio.timeout(spec.timeout),
+                session.request(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    json=request.json,
+                    trace_request_ctx=recorder,
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=spec.connect_timeout, sock_read=spec.read_timeout
+                    ),
+                ) as response,
+            ):
                 result.time_to_headers = clock.monotonic() - t0
-                result.phases = recorder.phases(tls_handshake(response))
                 await _read_response(spec, wire, decoder, response, result, clock, t0)
     except Exception as exc:
         _record_failure(result, exc, redact)
-        if result.time_to_headers is None:
-            result.phases = recorder.phases(None)
+    result.phases = recorder.phases()
     result.request_duration = clock.monotonic() - t0
     _finish_tokens(result, decoder, len(prompt))
     _finish_cost(result, decoder, spec.price)
