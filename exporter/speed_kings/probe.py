@@ -178,17 +178,19 @@ async def _read_response(
 
 
 def _server_header_timings(headers: Mapping[str, str], result: ProbeResult) -> None:
-    """Server-side timings some providers send as headers (milliseconds)."""
-    for header, key in _TIMING_HEADERS:
+    """Server-side timings some providers send as headers."""
+    for header, key, scale in _TIMING_HEADERS:
         value = headers.get(header)
         if value is not None:
             with contextlib.suppress(ValueError):
-                result.server_timings[key] = float(value) / 1000
+                result.server_timings[key] = float(value) * scale
 
 
+# (header, server_timings key, factor to seconds). Fireworks does not document the unit of
+# its header: it is kept as sent, under a name that says it came from the header.
 _TIMING_HEADERS = (
-    ("fireworks-server-time-to-first-token", "time_to_first_token"),
-    ("openai-processing-ms", "processing_time"),
+    ("openai-processing-ms", "processing_time", 0.001),
+    ("fireworks-server-time-to-first-token", "fireworks_header_time_to_first_token", 1.0),
 )
 
 
