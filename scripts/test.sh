@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what it needs, then lint, types, tests.
+# The whole test suite, from a fresh machine: installs what it needs (Python packages into
+# ./.venv; Debian's prometheus for promtool and chromium for the status-page test), then
+# lint, types and tests.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" test
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "== installing Debian packages: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+source "$ROOT/scripts/_venv.sh" test
 cd "$ROOT"
 echo "== ruff"
 "$VENV/bin/ruff" check exporter tests benchmarks
