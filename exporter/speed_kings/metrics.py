@@ -1,0 +1,390 @@
+"""Every Prometheus family the exporter serves, on a registry passed in (never the global one).
+
+Series are keyed by `provider`, `model` (canonical) and `prompt`; all bounded by the config.
+The `*_by_hour` histograms add `hour` (00-23 in the configured time zone) so that PromQL
+alone answers "p50 per hour of day over the last 7 days":
+    histogram_quantile(0.5, sum by (provider, hour, le)
+        (increase(speedkings_time_to_first_token_by_hour_seconds_bucket[7d])))
+They drop `prompt` to keep cardinality at providers x models x 24 x buckets.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from speed_kings.result import Outcome, ProbeResult, RateLimitInfo
+
+SERIES = ("provider", "model", "prompt")
+
+# TTFT and time to headers: 25 ms to 60 s, dense where real providers sit (0.1-2 s).
+LATENCY_BUCKETS = (
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    60.0,
+)
+DURATION_BUCKETS = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    300.0,
+)
+# Output speed: 5 to 5,000 tokens/s (local models to wafer-scale), roughly log-spaced.
+THROUGHPUT_BUCKETS = (
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    75.0,
+    100.0,
+    150.0,
+    200.0,
+    300.0,
+    400.0,
+    500.0,
+    750.0,
+    1000.0,
+    1500.0,
+    2000.0,
+    3000.0,
+    5000.0,
+    7500.0,
+)
+TPOT_BUCKETS = tuple(sorted(1 / b for b in THROUGHPUT_BUCKETS))
+COST_BUCKETS = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+)
+
+ALL_OUTCOMES = tuple(o.value for o in Outcome)
+TOKEN_DIRECTIONS = ("input", "output", "reasoning", "cached_input")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
+        r = registry
+        self.ttft = Histogram(
+            "speedkings_time_to_first_token_seconds",
+            "Time from sending the request to the first chunk of generated text "
+            "(reasoning included).",
+            SERIES,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttfat = Histogram(
+            "speedkings_time_to_first_answer_token_seconds",
+            "Time from sending the request to the first non-reasoning text.",
+            SERIES,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.headers = Histogram(
+            "speedkings_time_to_headers_seconds",
+            "Time from sending the request to the response status line and headers.",
+            SERIES,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "speedkings_request_duration_seconds",
+            "Time from sending the request to the end of the stream.",
+            SERIES,
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.tps = Histogram(
+            "speedkings_output_tokens_per_second",
+            "Output speed after the first chunk: (output tokens - 1) / generation time.",
+            SERIES,
+            buckets=THROUGHPUT_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "speedkings_time_per_output_token_seconds",
+            "Generation time per output token after the first.",
+            SERIES,
+            buckets=TPOT_BUCKETS,
+            registry=r,
+        )
+        self.cost = Histogram(
+            "speedkings_probe_cost_dollars",
+            "Cost of one probe in US dollars.",
+            SERIES,
+            buckets=COST_BUCKETS,
+            registry=r,
+        )
+        self.ttft_by_hour = Histogram(
+            "speedkings_time_to_first_token_by_hour_seconds",
+            "Time to first token by hour of day (configured time zone), for daily profiles.",
+            ("provider", "model", "hour"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tps_by_hour = Histogram(
+            "speedkings_output_tokens_per_second_by_hour",
+            "Output speed by hour of day (configured time zone), for daily profiles.",
+            ("provider", "model", "hour"),
+            buckets=THROUGHPUT_BUCKETS,
+            registry=r,
+        )
+        self.probes = Counter(
+            "speedkings_probes",
+            "Probes by outcome (skipped ones included).",
+            (*SERIES, "outcome"),
+            registry=r,
+        )
+        self.tokens = Counter(
+            "speedkings_tokens",
+            "Tokens by direction (input, output, reasoning, cached_input).",
+            ("provider", "model", "direction"),
+            registry=r,
+        )
+        self.cost_total = Counter(
+            "speedkings_cost_dollars",
+            "Money spent on probes, US dollars.",
+            ("provider", "model"),
+            registry=r,
+        )
+        self.rate_limit_events = Counter(
+            "speedkings_rate_limit_events",
+            "Rate-limit (429) and overload (503/529) responses.",
+            ("provider", "kind"),
+            registry=r,
+        )
+        self.throttling_events = Counter(
+            "speedkings_throttling_events",
+            "Probes far off their series' rolling baseline (signal: ttft or throughput).",
+            (*SERIES, "signal"),
+            registry=r,
+        )
+        self.success = Gauge(
+            "speedkings_probe_success",
+            "1 if the last probe of the series succeeded, else 0.",
+            SERIES,
+            registry=r,
+        )
+        self.last_timestamp = Gauge(
+            "speedkings_last_probe_timestamp_seconds",
+            "When the last probe of the series finished, Unix seconds.",
+            SERIES,
+            registry=r,
+        )
+        self.last_ttft = Gauge(
+            "speedkings_last_time_to_first_token_seconds",
+            "Time to first token of the last successful probe.",
+            SERIES,
+            registry=r,
+        )
+        self.last_tps = Gauge(
+            "speedkings_last_output_tokens_per_second",
+            "Output speed of the last successful probe.",
+            SERIES,
+            registry=r,
+        )
+        self.rate_limit_remaining = Gauge(
+            "speedkings_rate_limit_remaining",
+            "Remaining quota reported by the provider's headers, by kind "
+            "(requests, tokens, requests_day, ...).",
+            ("provider", "kind"),
+            registry=r,
+        )
+        self.cooldown_until = Gauge(
+            "speedkings_provider_cooldown_until_timestamp_seconds",
+            "End of the provider's rate-limit cooldown, Unix seconds (0: none).",
+            ("provider",),
+            registry=r,
+        )
+        self.budget_limit = Gauge(
+            "speedkings_budget_limit_dollars",
+            "Budget cap, US dollars.",
+            ("scope", "period"),
+            registry=r,
+        )
+        self.budget_spent = Gauge(
+            "speedkings_budget_spent_dollars",
+            "Spent (and reserved) in the current day or month, US dollars.",
+            ("scope", "period"),
+            registry=r,
+        )
+        self.model_load = Gauge(
+            "speedkings_model_load_seconds",
+            "Model load time before the last probe (local providers); never part of TTFT.",
+            ("provider", "model"),
+            registry=r,
+        )
+        self.provider_info = Gauge(
+            "speedkings_provider_info",
+            "Provider facts as labels; always 1.",
+            ("provider", "hardware", "wire", "simulated"),
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "speedkings_build_info",
+            "Build facts as labels; always 1.",
+            ("version", "python"),
+            registry=r,
+        )
+        self.reload_ok = Gauge(
+            "speedkings_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded.",
+            registry=r,
+        )
+        self.reload_time = Gauge(
+            "speedkings_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully, Unix seconds.",
+            registry=r,
+        )
+        self.build_info.labels(version, platform.python_version()).set(1)
+
+    def declare(
+        self,
+        provider: str,
+        model: str,
+        prompts: Iterable[str],
+        hardware: str,
+        wire: str,
+        simulated: bool,
+    ) -> None:
+        """Pre-initialises the series of a configured combination, so absent data shows as
+        zero counts instead of missing series."""
+        self.provider_info.labels(provider, hardware, wire, str(simulated).lower()).set(1)
+        self.cooldown_until.labels(provider)
+        for kind in ("rate_limited", "overloaded"):
+            self.rate_limit_events.labels(provider, kind)
+        for direction in TOKEN_DIRECTIONS:
+            self.tokens.labels(provider, model, direction)
+        self.cost_total.labels(provider, model)
+        for prompt in prompts:
+            labels = (provider, model, prompt)
+            for family in (
+                self.ttft,
+                self.ttfat,
+                self.headers,
+                self.duration,
+                self.tps,
+                self.tpot,
+                self.cost,
+            ):
+                family.labels(*labels)
+            for outcome in ALL_OUTCOMES:
+                self.probes.labels(*labels, outcome)
+            for signal in ("ttft", "throughput"):
+                self.throttling_events.labels(*labels, signal)
+
+    def observe(self, result: ProbeResult, *, hour: int, finished_at: float) -> None:
+        labels = (result.provider, result.model, result.prompt)
+        self.probes.labels(*labels, result.outcome.value).inc()
+        if result.outcome in (Outcome.SKIPPED_BUDGET, Outcome.SKIPPED_COOLDOWN):
+            return
+        ok = result.outcome is Outcome.SUCCESS
+        self.success.labels(*labels).set(1 if ok else 0)
+        self.last_timestamp.labels(*labels).set(finished_at)
+        if result.outcome in (Outcome.RATE_LIMITED, Outcome.OVERLOADED):
+            self.rate_limit_events.labels(result.provider, result.outcome.value).inc()
+        self._rate_limits(result.provider, result.rate_limit)
+        if result.model_load_seconds is not None:
+            self.model_load.labels(result.provider, result.model).set(result.model_load_seconds)
+        tokens = result.tokens
+        for direction, count in zip(
+            TOKEN_DIRECTIONS,
+            (tokens.input, tokens.output, tokens.reasoning, tokens.cached_input),
+            strict=True,
+        ):
+            if count:
+                self.tokens.labels(result.provider, result.model, direction).inc(count)
+        if result.cost_usd:
+            self.cost_total.labels(result.provider, result.model).inc(result.cost_usd)
+        if not ok:
+            return
+        if result.cost_usd is not None:
+            self.cost.labels(*labels).observe(result.cost_usd)
+        hour_label = f"{hour:02d}"
+        for family, value in (
+            (self.headers, result.time_to_headers),
+            (self.ttfat, result.time_to_first_answer_token),
+            (self.duration, result.request_duration),
+            (self.tpot, result.time_per_output_token),
+        ):
+            if value is not None:
+                family.labels(*labels).observe(value)
+        if result.time_to_first_token is not None:
+            self.ttft.labels(*labels).observe(result.time_to_first_token)
+            self.last_ttft.labels(*labels).set(result.time_to_first_token)
+            self.ttft_by_hour.labels(result.provider, result.model, hour_label).observe(
+                result.time_to_first_token
+            )
+        tps = result.output_tokens_per_second
+        if tps is not None:
+            self.tps.labels(*labels).observe(tps)
+            self.last_tps.labels(*labels).set(tps)
+            self.tps_by_hour.labels(result.provider, result.model, hour_label).observe(tps)
+
+    def _rate_limits(self, provider: str, info: RateLimitInfo) -> None:
+        for kind, value in info.remaining.items():
+            self.rate_limit_remaining.labels(provider, kind).set(value)
+
+    def throttled(self, provider: str, model: str, prompt: str, signal: str) -> None:
+        self.throttling_events.labels(provider, model, prompt, signal).inc()
+
+    def cooldown(self, provider: str, until: float | None) -> None:
+        self.cooldown_until.labels(provider).set(until or 0)
+
+    def budget(self, scope: str, period: str, limit: float | None, spent: float) -> None:
+        if limit is not None:
+            self.budget_limit.labels(scope, period).set(limit)
+        self.budget_spent.labels(scope, period).set(spent)
+
+    def reloaded(self, ok: bool, when: float) -> None:
+        self.reload_ok.set(1 if ok else 0)
+        if ok:
+            self.reload_time.set(when)

@@ -1,0 +1,168 @@
+"""The daemon's HTTP face: /metrics, health and readiness, the status page, its JSON, reload.
+
+Everything is read from a `StatusSource` on each request, so the web layer keeps no state."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from speed_kings.status import StatusSource
+from speed_kings.web_page import render_page
+
+STOP_GRACE_SECONDS = 5.0
+
+# The page runs no script and loads nothing: say so, so injected markup could do nothing.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+_SOURCE: web.AppKey[StatusSource] = web.AppKey("source")
+_LOGGER: web.AppKey[structlog.typing.FilteringBoundLogger] = web.AppKey("logger")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_app(
+    source: StatusSource, *, logger: structlog.typing.FilteringBoundLogger | None = None
+) -> web.Application:
+    log: structlog.typing.FilteringBoundLogger = (
+        logger if logger is not None else structlog.get_logger("speed_kings.web")
+    )
+    app = web.Application(middlewares=[_access_log(log)])
+    app[_SOURCE] = source
+    app[_LOGGER] = log
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/", _index)
+    app.router.add_get("/api/probes", _api_probes)
+    app.router.add_get("/api/status", _api_status)
+    app.router.add_post("/-/reload", _reload)
+    app.router.add_get("/-/reload", _reload_wrong_method)
+    return app
+
+
+def _access_log(log: structlog.typing.FilteringBoundLogger) -> Middleware:
+    """Debug-level access log. Method, path and status only: headers may carry credentials,
+    and query strings are not ours to record."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.monotonic()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            log.debug(
+                "http_request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                duration_ms=round((time.monotonic() - start) * 1000, 2),
+                remote=request.remote,
+            )
+
+    return middleware
+
+
+# --- handlers -------------------------------------------------------------------------------
+async def _metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[_SOURCE].render_metrics()
+    # The content type carries version/charset parameters: pass it as a header, verbatim.
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ready, reason = request.app[_SOURCE].ready()
+    if ready:
+        return web.Response(text="ready")
+    return web.Response(status=503, text=reason or "not ready")
+
+
+async def _index(request: web.Request) -> web.Response:
+    page = render_page(request.app[_SOURCE].snapshot())
+    return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
+
+
+async def _api_probes(request: web.Request) -> web.Response:
+    snap = request.app[_SOURCE].snapshot()
+    return web.json_response(
+        {"last_results": snap.last_results, "recent_probes": snap.recent_probes}
+    )
+
+
+async def _api_status(request: web.Request) -> web.Response:
+    return web.json_response(dataclasses.asdict(request.app[_SOURCE].snapshot()))
+
+
+async def _reload(request: web.Request) -> web.Response:
+    log = request.app[_LOGGER]
+    try:
+        ok, message = await request.app[_SOURCE].reload()
+    except Exception as exc:  # a bug in the reload path must still answer, and be logged
+        log.exception("reload_failed")
+        return web.Response(status=500, text=f"reload failed: {type(exc).__name__}: {exc}")
+    return web.Response(status=200 if ok else 500, text=message)
+
+
+async def _reload_wrong_method(request: web.Request) -> web.Response:
+    # As blackbox_exporter: a stray GET (a crawler, a browser prefetch) must not reload.
+    return web.Response(
+        status=405, text="This endpoint requires a POST request.\n", headers={"Allow": "POST"}
+    )
+
+
+# --- server ---------------------------------------------------------------------------------
+class WebServer:
+    """`make_app` behind an AppRunner + TCPSite, without aiohttp's stderr access log."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        host: str,
+        port: int,
+        *,
+        logger: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        self._app = make_app(source, logger=logger)
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        """Binds and serves; returns "http://HOST:PORT" with the real port (port 0 works)."""
+        if self._runner is not None:
+            raise RuntimeError("the web server is already started")
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=STOP_GRACE_SECONDS)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = runner.addresses[0][1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
