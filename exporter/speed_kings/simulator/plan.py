@@ -81,6 +81,10 @@ def make_plan(
         * (1 + profile.tokens_per_second_jitter * rng.uniform(-1, 1))
         / load
     )
+    # Drawn only when enabled, so profiles without slowdowns keep their seeded sequences.
+    if profile.slowdown_rate > 0 and rng.random() < profile.slowdown_rate:
+        ttft *= profile.slowdown_factor
+        tps /= profile.slowdown_factor
     total = max_tokens if profile.output_tokens is None else min(profile.output_tokens, max_tokens)
     total = min(total, MAX_OUTPUT_TOKENS)
     reasoning = min(profile.reasoning_tokens, total)

@@ -70,6 +70,10 @@ class Profile:
     send_done: bool = True
     rate_limit_headers: RateLimitHeaders = "none"
     diurnal_amplitude: float = 0.0
+    # Provider-side throttling: this share of requests is served `slowdown_factor` times
+    # slower (TTFT longer, tokens/s lower), for throttling detection to find.
+    slowdown_rate: float = 0.0
+    slowdown_factor: float = 4.0
     fault_rates: Mapping[str, float] = field(default_factory=_frozen)
     model_load_seconds: float = 0.0
     require_auth: bool = True
@@ -85,6 +89,8 @@ class Profile:
             raise ValueError(f"profile {self.name}: ttft must be >= 0, keepalive_interval > 0")
         if not (0 <= self.ttft_jitter < 1 and 0 <= self.tokens_per_second_jitter < 1):
             raise ValueError(f"profile {self.name}: jitter fractions must be in [0, 1)")
+        if not (0 <= self.slowdown_rate <= 1 and self.slowdown_factor >= 1):
+            raise ValueError(f"profile {self.name}: slowdown_rate in 0..1, slowdown_factor >= 1")
         if not 0 <= self.diurnal_amplitude <= 1:
             raise ValueError(f"profile {self.name}: diurnal_amplitude must be in 0..1")
         unknown = set(self.fault_rates) - set(FAULTS)

@@ -1,0 +1,455 @@
+"""The exporter: probes comparisons on schedule within budget, exports what it measured.
+
+One `Daemon` owns every task it starts: the scheduler's round jobs register themselves in
+`_inflight` so a SIGTERM can drain them, and a reload swaps the whole plan at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from structlog.typing import FilteringBoundLogger
+
+from speed_kings import __version__
+from speed_kings.catalog import Catalog
+from speed_kings.clock import Clock
+from speed_kings.config import Config
+from speed_kings.cooldown import Cooldowns
+from speed_kings.http import make_session
+from speed_kings.ledger import BudgetCaps, Caps, Ledger, LedgerError, Refusal, Reservation
+from speed_kings.metrics import Metrics
+from speed_kings.plans import Plan, RoundPlan, SeriesPlan, build_plan
+from speed_kings.probe import run_probe
+from speed_kings.redact import Redactor
+from speed_kings.result import Outcome, ProbeResult
+from speed_kings.status import BudgetRow, CooldownRow, ProviderRow, StatusSnapshot
+from speed_kings.throttle import ThrottleDetector
+
+RECENT_PROBES = 100
+# Loads the config file again (and the catalog it names): used at reload.
+ConfigLoader = Callable[[], tuple[Config, Catalog]]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    config_path: str  # shown on the status page; "(built-in demo)" for the demo
+    state_dir: Path  # resolved at start; a reload cannot move it
+    demo: bool = False
+    drain_seconds: float = 30.0  # SIGTERM: how long in-flight probes may finish
+    simulated_providers: frozenset[str] = frozenset()
+
+
+def budget_caps(config: Config) -> BudgetCaps:
+    b = config.budget
+    return BudgetCaps(
+        global_caps=Caps(b.global_.daily, b.global_.monthly),
+        providers={name: Caps(c.daily, c.monthly) for name, c in b.providers.items()},
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        load_config: ConfigLoader,
+        config: Config,
+        catalog: Catalog,
+        clock: Clock,
+        registry: CollectorRegistry,
+        logger: FilteringBoundLogger,
+        environ: Mapping[str, str],
+        options: DaemonOptions,
+    ) -> None:
+        self._load_config = load_config
+        self._catalog = catalog
+        self._clock = clock
+        self._registry = registry
+        self._log = logger
+        self._environ = environ
+        self._options = options
+        self.metrics = Metrics(registry, version=__version__)
+        self._config = config
+        self._tz = ZoneInfo(config.timezone)
+        self._plan = self._build_plan(config)
+        self._redactor = Redactor(self._plan.keys.values())
+        self._cooldowns = Cooldowns(
+            clock,
+            backoff_initial=config.rate_limits.backoff_initial,
+            backoff_max=config.rate_limits.backoff_max,
+        )
+        t = config.throttling
+        self._throttle = ThrottleDetector(
+            factor=t.factor, window=t.window, min_samples=t.min_samples
+        )
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_PROBES)
+        self._last: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._provider_locks: dict[str, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ledger: Ledger | None = None
+        self._ledger_error: str | None = None
+        self._started_at = clock.time()
+        self._reload_error: str | None = None
+        self._stopping = asyncio.Event()
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            self._ledger = await Ledger.open(
+                self._options.state_dir, budget_caps(self._config), self._tz, self._clock
+            )
+        except LedgerError as exc:
+            # Free providers keep being probed; paid ones are skipped rather than spent blind.
+            self._ledger_error = str(exc)
+            self._log.error("ledger_unavailable", error=str(exc))
+        self._session = make_session(
+            self._clock, fresh_connections=self._config.defaults.fresh_connections
+        )
+        self._scheduler = AsyncIOScheduler(timezone=self._tz)
+        self._apply_plan(self._plan, first=True)
+        self._scheduler.start()
+        self.metrics.reloaded(True, self._clock.time())
+        self._log.info(
+            "started",
+            version=__version__,
+            config=self._options.config_path,
+            demo=self._options.demo,
+            comparisons=sorted(self._plan.rounds),
+        )
+
+    async def stop(self) -> None:
+        """Graceful: no new rounds; in-flight probes get `drain_seconds` to finish."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        pending = {t for t in self._inflight | self._background if not t.done()}
+        if pending:
+            self._log.info("draining", probes_in_flight=len(pending))
+            _, late = await asyncio.wait(pending, timeout=self._options.drain_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        if self._session is not None:
+            await self._session.close()
+        if self._ledger is not None:
+            await self._ledger.close()
+        self._log.info("stopped")
+
+    def install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def _reload_in_background(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- configuration ----------------------------------------------------------------
+
+    def _build_plan(self, config: Config) -> Plan:
+        providers = config.resolved_providers(self._catalog)
+        plan = build_plan(config, providers, self._environ, self._options.simulated_providers)
+        for name, why in sorted(plan.skipped_providers.items()):
+            self._log.warning("provider_not_probed", provider=name, reason=why)
+        return plan
+
+    def _apply_plan(self, plan: Plan, *, first: bool) -> None:
+        assert self._scheduler is not None
+        if not first:
+            self._scheduler.remove_all_jobs()
+        for series in plan.series():
+            t = series.spec.target
+            self.metrics.declare(
+                t.provider,
+                t.model,
+                [series.spec.prompt_name],
+                series.hardware,
+                t.wire,
+                series.simulated,
+            )
+        for name, round_plan in plan.rounds.items():
+            self._scheduler.add_job(
+                self._run_round,
+                self._trigger(round_plan),
+                args=[name],
+                id=name,
+                name=name,
+                coalesce=True,  # missed runs collapse into one
+                max_instances=1,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(self._tz),  # data right away, then on schedule
+            )
+        self._refresh_budget_gauges()
+
+    def _trigger(self, round_plan: RoundPlan) -> IntervalTrigger | CronTrigger:
+        schedule = round_plan.comparison.schedule
+        if schedule is not None and schedule.cron:
+            return CronTrigger.from_crontab(schedule.cron, timezone=self._tz)
+        if schedule is not None and schedule.interval:
+            return IntervalTrigger(
+                seconds=schedule.interval, jitter=schedule.jitter or None, timezone=self._tz
+            )
+        seconds = self._config.effective_interval(
+            round_plan.comparison, round_plan.worst_case_cost()
+        )
+        self._log.info(
+            "budget_derived_interval", comparison=round_plan.comparison.name, seconds=seconds
+        )
+        return IntervalTrigger(seconds=seconds, jitter=min(60.0, seconds / 10), timezone=self._tz)
+
+    async def reload(self) -> tuple[bool, str]:
+        """Loads the config again; an invalid file leaves the running config untouched."""
+        try:
+            config, catalog = self._load_config()
+            self._catalog, previous_catalog = catalog, self._catalog
+            try:
+                plan = self._build_plan(config)
+            except Exception:
+                self._catalog = previous_catalog
+                raise
+        except Exception as exc:  # ConfigError, unknown provider...: keep the old config
+            self._reload_error = str(exc)
+            self.metrics.reloaded(False, self._clock.time())
+            self._log.error("reload_failed", error=str(exc))
+            return False, str(exc)
+        for key in ("listen", "state_dir", "timezone"):
+            if getattr(config, key) != getattr(self._config, key):
+                self._log.warning("reload_needs_restart", key=key)
+        self._config, self._plan, self._reload_error = config, plan, None
+        self._redactor = Redactor(plan.keys.values())
+        self._cooldowns.set_limits(
+            config.rate_limits.backoff_initial, config.rate_limits.backoff_max
+        )
+        t = config.throttling
+        self._throttle.set_params(t.factor, t.window, t.min_samples)
+        self._throttle.retain({series.key for series in plan.series()})
+        if self._ledger is not None:
+            self._ledger.set_caps(budget_caps(config))
+        self._apply_plan(plan, first=False)
+        self.metrics.reloaded(True, self._clock.time())
+        self._log.info("reloaded", comparisons=sorted(plan.rounds))
+        return True, f"reloaded: {len(plan.rounds)} comparisons"
+
+    # ---- probing ----------------------------------------------------------------------
+
+    async def _run_round(self, name: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            round_plan = self._plan.rounds.get(name)
+            if round_plan is None:
+                return
+            for series in round_plan.next_order():
+                if self._stopping.is_set():
+                    return
+                await self._probe_series(series)
+        finally:
+            self._inflight.discard(task)
+
+    def _lock(self, provider: str) -> asyncio.Lock:
+        return self._provider_locks.setdefault(provider, asyncio.Lock())
+
+    async def _probe_series(self, series: SeriesPlan) -> None:
+        provider = series.spec.target.provider
+        async with self._lock(provider), self._slots:
+            result = await self._probe_within_budget(series)
+        self._record(series, result)
+
+    async def _probe_within_budget(self, series: SeriesPlan) -> ProbeResult:
+        provider = series.spec.target.provider
+        cooldown = self._cooldowns.active(provider)
+        if cooldown is not None:
+            return self._skipped(
+                series, Outcome.SKIPPED_COOLDOWN, f"cooling down: {cooldown.reason}"
+            )
+        worst = series.worst_case_cost()
+        reservation: Reservation | None = None
+        if worst != 0:  # free (local) providers never touch the ledger
+            capped = self._caps_apply(provider)
+            if worst is None and capped:
+                return self._skipped(
+                    series,
+                    Outcome.SKIPPED_BUDGET,
+                    "no price for this model, so no budget cap can be kept: add a price",
+                )
+            if self._ledger is None:
+                if capped:
+                    return self._skipped(
+                        series,
+                        Outcome.SKIPPED_BUDGET,
+                        f"budget ledger unavailable: {self._ledger_error}",
+                    )
+            else:
+                try:
+                    granted = await self._ledger.reserve(provider, worst or 0.0)
+                except LedgerError as exc:
+                    self._log.error("ledger_write_failed", error=str(exc))
+                    return self._skipped(
+                        series, Outcome.SKIPPED_BUDGET, f"budget ledger failed: {exc}"
+                    )
+                if isinstance(granted, Refusal):
+                    return self._skipped(series, Outcome.SKIPPED_BUDGET, str(granted))
+                reservation = granted
+        assert self._session is not None
+        result: ProbeResult | None = None
+        try:
+            result = await run_probe(
+                series.spec, self._session, self._clock, redactor=self._redactor
+            )
+        finally:
+            # A probe cancelled by the drain timeout keeps its reservation: spend never drops.
+            if reservation is not None and result is not None:
+                await self._settle(reservation, result)
+        return result
+
+    async def _settle(self, reservation: Reservation, result: ProbeResult) -> None:
+        assert self._ledger is not None
+        actual = result.cost_usd
+        if actual is None:
+            # Error statuses and failed connections are not billed; a stream that started
+            # but left no usage to price may have been: keep its worst case counted.
+            started = result.http_status is not None and result.http_status < 300
+            actual = math.nan if started else 0.0
+        try:
+            await self._ledger.settle(reservation, actual)
+        except LedgerError as exc:
+            self._log.error("ledger_write_failed", error=str(exc))
+
+    def _caps_apply(self, provider: str) -> bool:
+        b = self._config.budget
+        return any(
+            c is not None and (c.daily is not None or c.monthly is not None)
+            for c in (b.global_, b.providers.get(provider))
+        )
+
+    def _skipped(self, series: SeriesPlan, outcome: Outcome, why: str) -> ProbeResult:
+        t = series.spec.target
+        return ProbeResult(
+            provider=t.provider,
+            model=t.model,
+            provider_model=t.provider_model,
+            prompt=series.spec.prompt_name,
+            wire=t.wire,
+            nonce="",
+            started_at=self._clock.time(),
+            outcome=outcome,
+            error=why,
+        )
+
+    def _record(self, series: SeriesPlan, result: ProbeResult) -> None:
+        now = self._clock.time()
+        hour = datetime.fromtimestamp(now, self._tz).hour
+        self.metrics.observe(result, hour=hour, finished_at=now)
+        provider = result.provider
+        cooldown = self._cooldowns.observe(provider, result)
+        if cooldown is not None:
+            self.metrics.cooldown(provider, cooldown.until)
+            self._log.warning(
+                "cooldown", provider=provider, until=cooldown.until, reason=cooldown.reason
+            )
+        for signal_ in self._throttle.observe(series.key, result):
+            self.metrics.throttled(*series.key, signal_.signal)
+            self._log.warning(
+                "throttling",
+                provider=provider,
+                model=result.model,
+                prompt=result.prompt,
+                signal=signal_.signal,
+                value=signal_.value,
+                baseline=signal_.baseline,
+                factor=signal_.factor,
+            )
+        self._refresh_budget_gauges()
+        entry = result.to_dict()
+        entry["finished_at"] = now
+        entry["simulated"] = series.simulated
+        self._recent.appendleft(entry)
+        self._last[series.key] = entry
+        log = self._log.info if result.outcome is Outcome.SUCCESS else self._log.warning
+        log("probe", **entry)
+
+    def _refresh_budget_gauges(self) -> None:
+        if self._ledger is None:
+            return
+        for row in self._ledger.spend():
+            self.metrics.budget(row.scope, row.period, row.limit, row.spent)
+
+    # ---- StatusSource -----------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        if self._scheduler is None or not self._scheduler.running:
+            return False, "scheduler not running"
+        if not self._plan.rounds:
+            return False, "no comparison has a configured provider (check API keys)"
+        return True, "ready"
+
+    def render_metrics(self) -> tuple[bytes, str]:
+        self._refresh_budget_gauges()
+        for provider in self._plan.providers:
+            active = self._cooldowns.active(provider)
+            self.metrics.cooldown(provider, active.until if active else None)
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
+
+    def snapshot(self) -> StatusSnapshot:
+        probed = {s.spec.target.provider for s in self._plan.series()}
+        providers = [
+            ProviderRow(
+                name=name,
+                hardware=entry.hardware,
+                wire=entry.wire,
+                status=self._plan.statuses.get(name, ""),
+                probed=name in probed,
+                simulated=name in self._options.simulated_providers,
+            )
+            for name, entry in sorted(self._plan.providers.items())
+        ]
+        budget = (
+            [BudgetRow(r.scope, r.period, r.limit, r.spent) for r in self._ledger.spend()]
+            if self._ledger is not None
+            else []
+        )
+        cooldowns = [
+            CooldownRow(c.provider, c.until, c.reason) for c in self._cooldowns.all_active()
+        ]
+        return StatusSnapshot(
+            version=__version__,
+            started_at=self._started_at,
+            now=self._clock.time(),
+            config_path=self._options.config_path,
+            demo=self._options.demo,
+            last_reload_ok=self._reload_error is None,
+            last_reload_error=self._reload_error,
+            providers=providers,
+            last_results=sorted(
+                self._last.values(), key=lambda e: (e["provider"], e["model"], e["prompt"])
+            ),
+            recent_probes=list(self._recent),
+            budget=budget,
+            cooldowns=cooldowns,
+        )
