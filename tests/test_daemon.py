@@ -73,7 +73,11 @@ class Running:
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     fast = dataclasses.replace(PROFILES["fast"], ttft_seconds=0.02, output_tokens=20)
-    profiles = {"fast": fast, "fast2": dataclasses.replace(fast, name="fast2")}
+    profiles = {
+        "fast": fast,
+        "fast2": dataclasses.replace(fast, name="fast2"),
+        "slow": dataclasses.replace(fast, name="slow", ttft_seconds=0.2),
+    }
     simulator = Simulator(profiles, seed=9)
     await simulator.start()
     yield simulator
@@ -294,3 +298,27 @@ async def test_reload_keeps_old_config_when_new_one_is_invalid(
     )
     with pytest.raises(ConfigError):
         parse_config({**data, "surprise": 1}, "<test>", catalog=catalog)
+
+
+async def test_throttling_is_flagged_against_the_series_baseline(
+    sim: Simulator, start: Starter, catalog: Catalog
+) -> None:
+    base = {
+        "throttling": {"factor": 3.0, "window": 10, "min_samples": 3},
+        "comparisons": [comparison("a", ["a"])],
+    }
+    current: dict[str, Any] = {"data": {**base, "providers": {"a": provider(sim, "fast")}}}
+
+    def load() -> Config:
+        return parse_config(current["data"], "<test>", catalog=catalog)
+
+    run = await start(current["data"], reload_with=load)
+    await run.until(lambda: len(run.probes()) >= 3)
+    labels = {"provider": "a", "model": "m", "prompt": "short", "signal": "ttft"}
+    assert run.sample("speedkings_throttling_events_total", **labels) == 0
+    # Same series, now served 10x slower (TTFT 0.2 s against a 0.02 s baseline).
+    current["data"] = {**base, "providers": {"a": provider(sim, "slow")}}
+    ok, message = await run.daemon.reload()
+    assert ok, message
+    await run.until(lambda: (run.sample("speedkings_throttling_events_total", **labels) or 0) >= 1)
+    assert '"event": "throttling"' in run.log.getvalue()
