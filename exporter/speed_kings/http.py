@@ -13,7 +13,7 @@ connections are never mixed silently.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -79,34 +79,28 @@ def _recorder(params: SimpleNamespace) -> PhaseRecorder | None:
     return ctx if isinstance(ctx, PhaseRecorder) else None
 
 
+def _stamp(attribute: str) -> Callable[[Any, SimpleNamespace, Any], Awaitable[None]]:
+    """A trace hook noting the time on the request's recorder."""
+
+    async def hook(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+        if rec := _recorder(ctx):
+            setattr(rec, attribute, rec.clock.monotonic())
+
+    return hook
+
+
+async def _reused(_: Any, ctx: SimpleNamespace, __: Any) -> None:
+    if rec := _recorder(ctx):
+        rec.reused = True
+
+
 def _trace_config() -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
-
-    async def connect_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
-        if rec := _recorder(ctx):
-            rec.connect_start = rec.clock.monotonic()
-
-    async def connect_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
-        if rec := _recorder(ctx):
-            rec.connect_end = rec.clock.monotonic()
-
-    async def dns_start(_: Any, ctx: SimpleNamespace, __: Any) -> None:
-        if rec := _recorder(ctx):
-            rec.dns_start = rec.clock.monotonic()
-
-    async def dns_end(_: Any, ctx: SimpleNamespace, __: Any) -> None:
-        if rec := _recorder(ctx):
-            rec.dns_end = rec.clock.monotonic()
-
-    async def reused(_: Any, ctx: SimpleNamespace, __: Any) -> None:
-        if rec := _recorder(ctx):
-            rec.reused = True
-
-    trace.on_connection_create_start.append(connect_start)
-    trace.on_connection_create_end.append(connect_end)
-    trace.on_dns_resolvehost_start.append(dns_start)
-    trace.on_dns_resolvehost_end.append(dns_end)
-    trace.on_connection_reuseconn.append(reused)
+    trace.on_connection_create_start.append(_stamp("connect_start"))
+    trace.on_connection_create_end.append(_stamp("connect_end"))
+    trace.on_dns_resolvehost_start.append(_stamp("dns_start"))
+    trace.on_dns_resolvehost_end.append(_stamp("dns_end"))
+    trace.on_connection_reuseconn.append(_reused)
     return trace
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -20,7 +20,7 @@ from speed_kings.redact import Redactor
 from speed_kings.result import Outcome, ProbeResult
 from speed_kings.wire import get_wire
 from speed_kings.wire.base import Decoder, StreamError, Target, Wire, clip
-from speed_kings.wire.framing import parser_for
+from speed_kings.wire.framing import Event, NDJSONParser, SSEParser, parser_for
 
 ERROR_BODY_BYTES = 64 * 1024
 
@@ -126,38 +126,23 @@ async def _read_response(
             result.rate_limit.retry_after_seconds = info.retry_after_seconds
         return
 
-    parser = parser_for(wire.framing)
     feed = decoder.feed
     first = first_answer = last = None
-    chunks = chars = received = 0
-    limit = spec.max_response_bytes
+    chunks = chars = 0
+    arrivals = _arrivals(response, parser_for(wire.framing), clock, spec)
     try:
-        async for data in response.content.iter_any():
-            now = clock.monotonic()  # every event in this read arrived now
-            received += len(data)
-            if received > limit:
-                raise _ResponseTooLarge(f"response exceeded {limit} bytes; stopped reading")
-            for event, payload in parser.feed(data):
-                reasoning, answer = feed(event, payload)
-                if reasoning or answer:
-                    chunks += 1
-                    chars += reasoning + answer
-                    last = now
-                    if first is None:
-                        first = now
-                    if answer and first_answer is None:
-                        first_answer = now
-        now = clock.monotonic()
-        for event, payload in parser.close():
-            reasoning, answer = feed(event, payload)
-            if reasoning or answer:
-                chunks += 1
-                chars += reasoning + answer
-                last = now
-                if first is None:
-                    first = now
-                if answer and first_answer is None:
-                    first_answer = now
+        async with contextlib.aclosing(arrivals):
+            async for now, events in arrivals:
+                for event, payload in events:
+                    reasoning, answer = feed(event, payload)
+                    if reasoning or answer:
+                        chunks += 1
+                        chars += reasoning + answer
+                        last = now
+                        if first is None:
+                            first = now
+                        if answer and first_answer is None:
+                            first_answer = now
     finally:
         # Kept on failure too: a stream that broke after its first token still tells TTFT.
         result.chunks, result.generated_chars = chunks, chars
@@ -175,6 +160,26 @@ async def _read_response(
         result.error = "stream completed without generating any text"
     else:
         result.outcome = Outcome.SUCCESS
+
+
+async def _arrivals(
+    response: aiohttp.ClientResponse,
+    parser: SSEParser | NDJSONParser,
+    clock: Clock,
+    spec: ProbeSpec,
+) -> AsyncGenerator[tuple[float, list[Event]], None]:
+    """The stream's events, each batch with the time its bytes arrived (taken before any
+    parsing, so parsing never shifts a timestamp); the parser's remainder comes last."""
+    received = 0
+    async for data in response.content.iter_any():
+        now = clock.monotonic()
+        received += len(data)
+        if received > spec.max_response_bytes:
+            raise _ResponseTooLarge(
+                f"response exceeded {spec.max_response_bytes} bytes; stopped reading"
+            )
+        yield now, parser.feed(data)
+    yield clock.monotonic(), parser.close()
 
 
 def _server_header_timings(headers: Mapping[str, str], result: ProbeResult) -> None:

@@ -40,14 +40,15 @@ from speed_kings.wire.base import (
     StreamError,
     Target,
     clip,
+    load_object,
     merge_body,
     outcome_for_status,
+    stream_headers,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
 SPEND_LIMIT_CODE = "enforced_spend_limit_reached"
 
-_loads = json.loads
 _STREAM_ERROR_OUTCOMES = {
     "overloaded_error": Outcome.OVERLOADED,
     "rate_limit_error": Outcome.RATE_LIMITED,
@@ -60,17 +61,10 @@ class AnthropicWire:
     framing: Framing = "sse"
 
     def build_request(self, target: Target, prompt: str, max_tokens: int) -> HttpRequest:
-        headers = {
-            "anthropic-version": ANTHROPIC_VERSION,
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            # A compressed stream can be buffered by the server or a proxy: ask for none.
-            "accept-encoding": "identity",
-        }
+        auth = {"anthropic-version": ANTHROPIC_VERSION}
         if target.api_key:
-            headers["x-api-key"] = target.api_key
-        for key, value in target.extra_headers.items():
-            headers[key.lower()] = value
+            auth["x-api-key"] = target.api_key
+        headers = stream_headers(target, "text/event-stream", auth)
         body: dict[str, Any] = {
             "model": target.provider_model,
             "max_tokens": max_tokens,
@@ -127,15 +121,11 @@ class AnthropicDecoder(Decoder):
 
     def feed(self, event: str, data: str) -> tuple[int, int]:
         try:
-            obj = _loads(data)
+            obj = load_object(data)
         except ValueError:
             if event == "error":  # a proxy's plain-text error event still means "error"
                 raise StreamError(ErrorInfo(Outcome.HTTP_ERROR, clip(data) or "error")) from None
             raise
-        except RecursionError as exc:
-            raise ValueError("event JSON nested too deeply") from exc
-        if type(obj) is not dict:
-            raise ValueError(f"event is not a JSON object: {clip(data, 80)}")
         kind = event or obj.get("type")
         try:
             if kind == "content_block_delta":  # the hot path: one per generated chunk

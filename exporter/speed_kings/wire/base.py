@@ -7,6 +7,7 @@ HTTP exchange, timing and outcome mapping live once in `speed_kings.probe`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -135,3 +136,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def stream_headers(target: Target, accept: str, auth: Mapping[str, str]) -> dict[str, str]:
+    """Request headers every wire sends: JSON in, a stream out, no compression (a
+    compressed stream can be buffered by the server or a proxy), the wire's auth headers,
+    then the target's own headers (lower-cased, so they replace ours)."""
+    headers = {
+        "content-type": "application/json",
+        "accept": accept,
+        "accept-encoding": "identity",
+        **auth,
+    }
+    for key, value in target.extra_headers.items():
+        headers[key.lower()] = value
+    return headers
+
+
+def load_object(data: str, what: str = "event") -> dict[str, Any]:
+    """One stream event's JSON object; ValueError for anything else, including JSON nested
+    deeply enough to exhaust the parser's recursion."""
+    try:
+        obj = json.loads(data)
+    except RecursionError as exc:
+        raise ValueError(f"{what} JSON nested too deeply") from exc
+    if type(obj) is not dict:
+        raise ValueError(f"{what} is not a JSON object: {clip(data, 80)}")
+    return obj

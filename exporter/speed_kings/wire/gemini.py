@@ -34,11 +34,12 @@ from speed_kings.wire.base import (
     StreamError,
     Target,
     clip,
+    load_object,
     merge_body,
     outcome_for_status,
+    stream_headers,
 )
 
-_loads = json.loads
 _SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
 _STATUS_OUTCOMES = {
     "RESOURCE_EXHAUSTED": Outcome.RATE_LIMITED,
@@ -54,15 +55,8 @@ class GeminiWire:
     def build_request(self, target: Target, prompt: str, max_tokens: int) -> HttpRequest:
         """The key goes in `x-goog-api-key`, never in the URL (`?key=` would end up in
         proxy and access logs)."""
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "accept-encoding": "identity",
-        }
-        if target.api_key:
-            headers["x-goog-api-key"] = target.api_key
-        for key, value in target.extra_headers.items():
-            headers[key.lower()] = value
+        auth = {"x-goog-api-key": target.api_key} if target.api_key else {}
+        headers = stream_headers(target, "text/event-stream", auth)
         model = target.provider_model
         if not model.startswith(("models/", "tunedModels/")):
             model = f"models/{model}"
@@ -108,12 +102,7 @@ class GeminiDecoder(Decoder):
     __slots__ = ()
 
     def feed(self, event: str, data: str) -> tuple[int, int]:
-        try:
-            obj = _loads(data)
-        except RecursionError as exc:
-            raise ValueError("event JSON nested too deeply") from exc
-        if type(obj) is not dict:
-            raise ValueError(f"event is not a JSON object: {clip(data, 80)}")
+        obj = load_object(data)
         reasoning = answer = 0
         try:
             meta = obj.get("usageMetadata")

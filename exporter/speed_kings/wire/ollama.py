@@ -35,11 +35,12 @@ from speed_kings.wire.base import (
     StreamError,
     Target,
     clip,
+    load_object,
     merge_body,
     outcome_for_status,
+    stream_headers,
 )
 
-_loads = json.loads
 _SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError)
 # Ollama's nanosecond durations → `server_timings` keys (seconds).
 _TIMINGS = (
@@ -65,9 +66,7 @@ class OllamaWire:
         return HttpRequest(
             "POST",
             f"{target.base_url.rstrip('/')}/api/chat",
-            self._headers(
-                target, {"content-type": "application/json", "accept": "application/x-ndjson"}
-            ),
+            self._headers(target, "application/x-ndjson"),
             merge_body(body, target.extra_body),
         )
 
@@ -120,7 +119,8 @@ class OllamaWire:
         - `aiohttp.ClientError` subclasses for connection failures.
         """
         base = target.base_url.rstrip("/")
-        headers = self._headers(target, {"connection": "close"})
+        # A connection of its own, closed after: the timed request must not reuse it.
+        headers = {**self._headers(target, "application/json"), "connection": "close"}
         options = target.extra_body.get("options")
         num_ctx = options.get("num_ctx") if isinstance(options, Mapping) else None
         async with asyncio.timeout(timeout):
@@ -156,13 +156,10 @@ class OllamaWire:
         )
 
     @staticmethod
-    def _headers(target: Target, headers: dict[str, str]) -> dict[str, str]:
-        headers["accept-encoding"] = "identity"
-        if target.api_key:  # plain Ollama has no auth; proxies in front of it may
-            headers["authorization"] = f"Bearer {target.api_key}"
-        for key, value in target.extra_headers.items():
-            headers[key.lower()] = value
-        return headers
+    def _headers(target: Target, accept: str) -> dict[str, str]:
+        # Plain Ollama has no auth; a proxy in front of it may.
+        auth = {"authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        return stream_headers(target, accept, auth)
 
 
 class OllamaDecoder(Decoder):
@@ -171,12 +168,7 @@ class OllamaDecoder(Decoder):
     __slots__ = ()
 
     def feed(self, event: str, data: str) -> tuple[int, int]:
-        try:
-            obj = _loads(data)
-        except RecursionError as exc:
-            raise ValueError("line JSON nested too deeply") from exc
-        if type(obj) is not dict:
-            raise ValueError(f"line is not a JSON object: {clip(data, 80)}")
+        obj = load_object(data, "line")
         reasoning = answer = 0
         try:
             message = obj.get("message")

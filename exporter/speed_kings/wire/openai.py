@@ -23,8 +23,10 @@ from speed_kings.wire.base import (
     StreamError,
     Target,
     clip,
+    load_object,
     merge_body,
     outcome_for_status,
+    stream_headers,
 )
 
 # Server-side timings reported in seconds, copied as they are.
@@ -37,15 +39,8 @@ class OpenAIWire:
     framing: Framing = "sse"
 
     def build_request(self, target: Target, prompt: str, max_tokens: int) -> HttpRequest:
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            # A compressed stream can be buffered by the server or a proxy: ask for none.
-            "accept-encoding": "identity",
-        }
-        if target.api_key:
-            headers["authorization"] = f"Bearer {target.api_key}"
-        headers.update(target.extra_headers)
+        auth = {"authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        headers = stream_headers(target, "text/event-stream", auth)
         body: dict[str, Any] = {
             "model": target.provider_model,
             "messages": [{"role": "user", "content": prompt}],
@@ -109,9 +104,7 @@ class OpenAIDecoder(Decoder):
         if data[:6] == "[DONE]":
             self.done = True
             return 0, 0
-        chunk = json.loads(data)
-        if type(chunk) is not dict:
-            raise ValueError(f"chunk is not a JSON object: {clip(data, 80)}")
+        chunk = load_object(data, "chunk")
         if event == "error" or chunk.get("error"):
             raise _stream_error(chunk.get("error", chunk))
         reasoning = answer = 0
