@@ -7,6 +7,7 @@ One `Daemon` owns every task it starts: the scheduler's round jobs register them
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import signal
 from collections import deque
@@ -51,6 +52,24 @@ class DaemonOptions:
     demo: bool = False
     drain_seconds: float = 30.0  # SIGTERM: how long in-flight probes may finish
     simulated_providers: frozenset[str] = frozenset()
+
+
+class _StructlogHandler(logging.Handler):
+    """Forwards stdlib log records (APScheduler's) to the daemon's structured logger."""
+
+    def __init__(self, logger: FilteringBoundLogger) -> None:
+        super().__init__()
+        self._log = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._log.log(
+            record.levelno,
+            "scheduler",
+            message=record.getMessage(),
+            exception=logging.Formatter().formatException(record.exc_info)
+            if record.exc_info
+            else None,
+        )
 
 
 def budget_caps(config: Config) -> BudgetCaps:
@@ -108,6 +127,7 @@ class Daemon:
         self._started_at = clock.time()
         self._reload_error: str | None = None
         self._stopping = asyncio.Event()
+        self._scheduler_log = _StructlogHandler(logger)
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -123,6 +143,12 @@ class Daemon:
         self._session = make_session(
             self._clock, fresh_connections=self._config.defaults.fresh_connections
         )
+        # APScheduler reports through stdlib logging: keep its warnings (a round still running
+        # when the next is due, a job that raised) in our structured log, not bare stderr.
+        scheduler_logger = logging.getLogger("apscheduler")
+        scheduler_logger.addHandler(self._scheduler_log)
+        scheduler_logger.setLevel(logging.WARNING)
+        scheduler_logger.propagate = False
         self._scheduler = AsyncIOScheduler(timezone=self._tz)
         self._apply_plan(self._plan, first=True)
         self._scheduler.start()
@@ -136,9 +162,11 @@ class Daemon:
         )
 
     async def stop(self) -> None:
-        """Graceful: no new rounds; in-flight probes get `drain_seconds` to finish."""
+        """Graceful: no new rounds; in-flight probes get `drain_seconds` to finish.
+        The scheduler is only paused while they do: its shutdown cancels running jobs."""
+        self._stopping.set()
         if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()
         pending = {t for t in self._inflight | self._background if not t.done()}
         if pending:
             self._log.info("draining", probes_in_flight=len(pending))
@@ -147,6 +175,9 @@ class Daemon:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        logging.getLogger("apscheduler").removeHandler(self._scheduler_log)
         if self._session is not None:
             await self._session.close()
         if self._ledger is not None:
@@ -278,6 +309,8 @@ class Daemon:
     async def _probe_series(self, series: SeriesPlan) -> None:
         provider = series.spec.target.provider
         async with self._lock(provider), self._slots:
+            if self._stopping.is_set():  # queued behind others when SIGTERM came: never start
+                return
             result = await self._probe_within_budget(series)
         self._record(series, result)
 
