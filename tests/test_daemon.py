@@ -322,3 +322,43 @@ async def test_throttling_is_flagged_against_the_series_baseline(
     assert ok, message
     await run.until(lambda: (run.sample("speedkings_throttling_events_total", **labels) or 0) >= 1)
     assert '"event": "throttling"' in run.log.getvalue()
+
+
+async def test_unusable_state_dir_pauses_paid_providers_only(
+    sim: Simulator, catalog: Catalog, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    free = provider(sim, "fast2", price={**PRICE, "input": 0.0, "output": 0.0})
+    config = parse_config(
+        {
+            "state_dir": str(blocker / "state"),
+            "providers": {"paid": provider(sim, "fast"), "free": free},
+            "comparisons": [comparison("both", ["paid", "free"])],
+        },
+        "<test>",
+        catalog=catalog,
+    )
+    log = io.StringIO()
+    daemon = Daemon(
+        load_config=lambda: (config, catalog),
+        config=config,
+        catalog=catalog,
+        clock=SystemClock(),
+        registry=CollectorRegistry(),
+        logger=make_logger(fmt="json", stream=log),
+        environ={"TEST_KEY": KEY},
+        options=DaemonOptions(config_path="<test>", state_dir=blocker / "state"),
+    )
+    await daemon.start()
+    try:
+        run = Running(daemon, sim, CollectorRegistry(), log)
+        await run.until(lambda: len(run.probes()) >= 4)
+    finally:
+        await daemon.stop()
+    by_provider = {p["provider"]: p for p in run.probes()}
+    assert by_provider["paid"]["outcome"] == "skipped_budget"
+    assert "paid providers paused" in by_provider["paid"]["error"]
+    assert by_provider["free"]["outcome"] == "success"
+    assert '"event": "ledger_unavailable"' in log.getvalue()
+    assert {t.profile for t in sim.truths()} == {"fast2"}  # nothing was sent to the paid one

@@ -332,23 +332,20 @@ class Daemon:
                     "no price for this model, so no budget cap can be kept: add a price",
                 )
             if self._ledger is None:
-                if capped:
-                    return self._skipped(
-                        series,
-                        Outcome.SKIPPED_BUDGET,
-                        f"budget ledger unavailable: {self._ledger_error}",
-                    )
-            else:
-                try:
-                    granted = await self._ledger.reserve(provider, worst or 0.0)
-                except LedgerError as exc:
-                    self._log.error("ledger_write_failed", error=str(exc))
-                    return self._skipped(
-                        series, Outcome.SKIPPED_BUDGET, f"budget ledger failed: {exc}"
-                    )
-                if isinstance(granted, Refusal):
-                    return self._skipped(series, Outcome.SKIPPED_BUDGET, str(granted))
-                reservation = granted
+                # Without a ledger no spend can be recorded: paid providers wait for it.
+                return self._skipped(
+                    series,
+                    Outcome.SKIPPED_BUDGET,
+                    f"budget ledger unavailable, paid providers paused: {self._ledger_error}",
+                )
+            try:
+                granted = await self._ledger.reserve(provider, worst or 0.0)
+            except LedgerError as exc:
+                self._log.error("ledger_write_failed", error=str(exc))
+                return self._skipped(series, Outcome.SKIPPED_BUDGET, f"budget ledger failed: {exc}")
+            if isinstance(granted, Refusal):
+                return self._skipped(series, Outcome.SKIPPED_BUDGET, str(granted))
+            reservation = granted
         assert self._session is not None
         result: ProbeResult | None = None
         try:
