@@ -575,8 +575,12 @@ def test_resolved_providers_with_a_catalog_that_lacks_the_provider() -> None:
 def test_worst_case_probe_cost() -> None:
     groq = CATALOG.get("groq")
     cost = worst_case_probe_cost(groq, "llama-3.1-8b", "x" * 400, 300)
-    # 100 prompt tokens + 16 for the nonce, $0.05/M in; 300 out at $0.08/M.
-    assert cost == pytest.approx((116 * 0.05 + 300 * 0.08) / 1e6)
+    # At most one token per byte: 400 + the 27-byte nonce line "[request <16 hex>]\n",
+    # + 64 for the chat template = 491 tokens at $0.05/M in; 300 out at $0.08/M.
+    assert cost == pytest.approx((491 * 0.05 + 300 * 0.08) / 1e6)
+    # Multi-byte characters can take a token per byte: bytes bound it, not characters.
+    wide = worst_case_probe_cost(groq, "llama-3.1-8b", "é" * 200, 300)
+    assert wide == cost
     assert worst_case_probe_cost(CATALOG.get("cerebras"), "llama-3.1-8b", "x", 300) is None
 
 

@@ -11,7 +11,6 @@ import aiohttp
 
 from speed_kings.clock import Clock
 from speed_kings.probe import ProbeSpec, run_probe
-from speed_kings.prompts import estimate_tokens
 from speed_kings.redact import Redactor
 from speed_kings.result import Outcome, ProbeResult
 from speed_kings.stats import percentile
@@ -60,8 +59,7 @@ def worst_case_cost(groups: Sequence[BenchGroup], runs_each: int) -> float | Non
         spec = group.spec
         if spec.price is None:
             return None
-        input_tokens = estimate_tokens(len(spec.prompt_text)) + 16  # + nonce line
-        total += spec.price.worst_case(input_tokens, spec.max_tokens) * runs_each
+        total += spec.price.probe_worst_case(spec.prompt_text, spec.max_tokens) * runs_each
     return total
 
 

@@ -50,7 +50,7 @@ from speed_kings.catalog import (
 )
 from speed_kings.demo import DEMO_PROVIDERS, WIRE_BASE_SUFFIX
 from speed_kings.durations import Duration, DurationOrZero, format_duration
-from speed_kings.prompts import PROMPTS, estimate_tokens
+from speed_kings.prompts import PROMPTS
 
 # --- constants (documented in docs/configuration.md) -----------------------------------------
 
@@ -63,8 +63,6 @@ MIN_DERIVED_INTERVAL = 60.0
 """Budget-derived schedules never probe more often than this (free providers included)."""
 MAX_DERIVED_INTERVAL = MONTH_SECONDS
 """...nor less often than once a month."""
-NONCE_TOKENS = 16
-"""Allowance for the nonce line and chat template in a worst-case input estimate."""
 DEMO_KEY_ENV = "SPEEDKINGS_DEMO_API_KEY"
 """Demo providers read their (fake) key from this variable; see `demo_environ`."""
 DEMO_KEY = "sim-demo-key"
@@ -458,7 +456,7 @@ def worst_case_probe_cost(
     price = entry.price(model)
     if price is None:
         return None
-    return price.worst_case(estimate_tokens(len(prompt_text)) + NONCE_TOKENS, max_tokens)
+    return price.probe_worst_case(prompt_text, max_tokens)
 
 
 # --- provider resolution --------------------------------------------------------------------

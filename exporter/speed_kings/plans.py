@@ -13,9 +13,6 @@ from speed_kings.pricing import Price
 from speed_kings.probe import ProbeSpec
 from speed_kings.wire.base import Target
 
-# Chat templates wrap a prompt in role markers: never more than this many tokens here.
-TEMPLATE_TOKENS = 64
-
 
 @dataclass(frozen=True, slots=True)
 class SeriesPlan:
@@ -33,13 +30,10 @@ class SeriesPlan:
         return self.spec.price
 
     def worst_case_cost(self) -> float | None:
-        """Upper bound of one probe's cost, for the budget reservation. Every token is at
-        least one character, so the prompt's length bounds its tokens; the nonce line is
-        part of the prompt sent."""
+        """Upper bound of one probe's cost, for the budget reservation."""
         if self.spec.price is None:
             return None
-        prompt_tokens = len(self.spec.prompt_text) + 40 + TEMPLATE_TOKENS
-        return self.spec.price.worst_case(prompt_tokens, self.spec.max_tokens)
+        return self.spec.price.probe_worst_case(self.spec.prompt_text, self.spec.max_tokens)
 
 
 @dataclass(slots=True)

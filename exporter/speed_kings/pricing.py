@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from speed_kings.prompts import new_nonce, with_nonce
 from speed_kings.result import TokenUsage
+
+# Chat templates wrap a prompt in role markers and special tokens: never more than this.
+TEMPLATE_TOKENS = 64
+
+
+def prompt_token_bound(prompt_text: str) -> int:
+    """An upper bound on a probe prompt's input tokens. Byte-level tokenizers never make
+    more tokens than UTF-8 bytes, so the bytes of the prompt as sent (nonce line included)
+    plus the chat template's tokens bound it, whatever the model."""
+    return len(with_nonce(prompt_text, new_nonce()).encode()) + TEMPLATE_TOKENS
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,10 @@ class Price:
     def worst_case(self, input_tokens: int, max_tokens: int) -> float:
         """Upper bound before sending: the whole prompt uncached and `max_tokens` of output."""
         return (input_tokens * self.input_per_million + max_tokens * self.output_per_million) / 1e6
+
+    def probe_worst_case(self, prompt_text: str, max_tokens: int) -> float:
+        """What one probe of `prompt_text` can cost at most: what budgets reserve."""
+        return self.worst_case(prompt_token_bound(prompt_text), max_tokens)
 
     @property
     def is_free(self) -> bool:
