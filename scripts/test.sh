@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs (Python packages into
-# ./.venv; Debian's prometheus for promtool and chromium for the status-page test), then
+# ./.venv; from Debian: prometheus (the server and promtool), prometheus-alertmanager
+# (amtool), chromium (status page), docker-compose (compose validation), openssl), then
 # lint, types and tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +9,8 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -17,8 +20,8 @@ fi
 source "$ROOT/scripts/_venv.sh" test
 cd "$ROOT"
 echo "== ruff"
-"$VENV/bin/ruff" check exporter tests benchmarks
-"$VENV/bin/ruff" format --check exporter tests benchmarks
+"$VENV/bin/ruff" check exporter tests benchmarks dashboards
+"$VENV/bin/ruff" format --check exporter tests benchmarks dashboards
 echo "== mypy"
 "$VENV/bin/mypy"
 echo "== pytest"

@@ -190,3 +190,47 @@ def test_exposition_passes_promtool_check_metrics(
         timeout=30,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_retain_drops_series_no_longer_configured(
+    metrics: tuple[Metrics, CollectorRegistry],
+) -> None:
+    m, registry = metrics
+    m.declare("groq", "llama-3.1-8b", ["long"], "LPU", "openai", simulated=False)
+    m.declare("cerebras", "llama-3.1-8b", ["short"], "WSE", "openai", simulated=False)
+    m.observe(result(), hour=1, finished_at=1.0)
+    m.retain({("groq", "llama-3.1-8b", "long")})
+    gone = {"provider": "groq", "model": "llama-3.1-8b", "prompt": "short"}
+    assert sample(registry, "speedkings_probes_total", **gone, outcome="success") is None
+    assert sample(registry, "speedkings_last_probe_timestamp_seconds", **gone) is None
+    kept = {"provider": "groq", "model": "llama-3.1-8b", "prompt": "long"}
+    assert sample(registry, "speedkings_probes_total", **kept, outcome="success") == 0
+    # groq/llama-3.1-8b is still configured (prompt long): its pair series stay.
+    assert (
+        sample(
+            registry,
+            "speedkings_tokens_total",
+            provider="groq",
+            model="llama-3.1-8b",
+            direction="output",
+        )
+        == 301
+    )
+    # cerebras is gone entirely.
+    assert (
+        sample(
+            registry,
+            "speedkings_provider_info",
+            provider="cerebras",
+            hardware="WSE",
+            wire="openai",
+            simulated="false",
+        )
+        is None
+    )
+    assert (
+        sample(
+            registry, "speedkings_provider_cooldown_until_timestamp_seconds", provider="cerebras"
+        )
+        is None
+    )

@@ -278,7 +278,9 @@ class Daemon:
         )
         t = config.throttling
         self._throttle.set_params(t.factor, t.window, t.min_samples)
-        self._throttle.retain({series.key for series in plan.series()})
+        kept = {series.key for series in plan.series()}
+        self._throttle.retain(kept)
+        self.metrics.retain(kept)
         if self._ledger is not None:
             self._ledger.set_caps(budget_caps(config))
         self._apply_plan(plan, first=False)

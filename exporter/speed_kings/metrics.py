@@ -285,6 +285,35 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(version, platform.python_version()).set(1)
+        self._declared: set[tuple[str, str, str]] = set()
+        self._series_families = (
+            self.ttft,
+            self.ttfat,
+            self.headers,
+            self.duration,
+            self.tps,
+            self.tpot,
+            self.cost,
+            self.probes,
+            self.throttling_events,
+            self.success,
+            self.last_timestamp,
+            self.last_ttft,
+            self.last_tps,
+        )
+        self._pair_families = (
+            self.ttft_by_hour,
+            self.tps_by_hour,
+            self.tokens,
+            self.cost_total,
+            self.model_load,
+        )
+        self._provider_families = (
+            self.provider_info,
+            self.cooldown_until,
+            self.rate_limit_events,
+            self.rate_limit_remaining,
+        )
 
     def declare(
         self,
@@ -297,6 +326,8 @@ class Metrics:
     ) -> None:
         """Pre-initialises the series of a configured combination, so absent data shows as
         zero counts instead of missing series."""
+        self._declared.update((provider, model, prompt) for prompt in prompts)
+        self.provider_info.remove_by_labels({"provider": provider})  # facts may have changed
         self.provider_info.labels(provider, hardware, wire, str(simulated).lower()).set(1)
         self.cooldown_until.labels(provider)
         for kind in ("rate_limited", "overloaded"):
@@ -320,6 +351,23 @@ class Metrics:
                 self.probes.labels(*labels, outcome)
             for signal in ("ttft", "throughput"):
                 self.throttling_events.labels(*labels, signal)
+
+    def retain(self, series: set[tuple[str, str, str]]) -> None:
+        """After a reload: drops every series of combinations no longer configured, so a
+        removed comparison does not linger with a frozen timestamp (and a stale alert)."""
+        pairs = {(p, m) for p, m, _ in series}
+        providers = {p for p, _, _ in series}
+        for provider, model, prompt in self._declared - series:
+            labels = {"provider": provider, "model": model, "prompt": prompt}
+            for family in self._series_families:
+                family.remove_by_labels(labels)
+            if (provider, model) not in pairs:
+                for family in self._pair_families:
+                    family.remove_by_labels({"provider": provider, "model": model})
+            if provider not in providers:
+                for family in self._provider_families:
+                    family.remove_by_labels({"provider": provider})
+        self._declared &= series
 
     def observe(self, result: ProbeResult, *, hour: int, finished_at: float) -> None:
         labels = (result.provider, result.model, result.prompt)
