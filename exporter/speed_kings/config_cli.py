@@ -27,7 +27,8 @@ from speed_kings.config import (
     worst_case_probe_cost,
 )
 from speed_kings.durations import format_duration
-from speed_kings.keys import provider_status
+from speed_kings.keys import provider_status, secrets_from_environ
+from speed_kings.redact import Redactor
 
 EXIT_INVALID = 1
 
@@ -266,7 +267,8 @@ def check_config_command(config_file: Path) -> None:
         catalog = config.load_catalog(config_file)
         summary = summarize(config, catalog, environ)
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
+        # Errors quote values: a key pasted into the wrong field must not be printed.
+        click.echo(Redactor(secrets_from_environ(environ))(str(exc)), err=True)
         sys.exit(EXIT_INVALID)
     tty = sys.stdout.isatty()
     console = Console(file=sys.stdout, width=None if tty else _PIPE_WIDTH, highlight=False)

@@ -31,6 +31,7 @@ from speed_kings.clock import Clock
 from speed_kings.config import Config
 from speed_kings.cooldown import Cooldowns
 from speed_kings.http import make_session
+from speed_kings.keys import secrets_from_environ
 from speed_kings.ledger import BudgetCaps, Caps, Ledger, LedgerError, Refusal, Reservation
 from speed_kings.metrics import Metrics
 from speed_kings.plans import Plan, RoundPlan, SeriesPlan, build_plan
@@ -104,7 +105,7 @@ class Daemon:
         self._config = config
         self._tz = ZoneInfo(config.timezone)
         self._plan = self._build_plan(config)
-        self._redactor = Redactor(self._plan.keys.values())
+        self._redactor = self._make_redactor(self._plan)
         self._cooldowns = Cooldowns(
             clock,
             backoff_initial=config.rate_limits.backoff_initial,
@@ -209,6 +210,11 @@ class Daemon:
             self._log.warning("provider_not_probed", provider=name, reason=why)
         return plan
 
+    def _make_redactor(self, plan: Plan) -> Redactor:
+        """Every key the plan uses and every secret-looking value of the environment
+        (key files re-read, so a rotated key is known too)."""
+        return Redactor([*plan.keys.values(), *secrets_from_environ(self._environ)])
+
     def _apply_plan(self, plan: Plan, *, first: bool) -> None:
         assert self._scheduler is not None
         if not first:
@@ -264,15 +270,17 @@ class Daemon:
                 self._catalog = previous_catalog
                 raise
         except Exception as exc:  # ConfigError, unknown provider...: keep the old config
-            self._reload_error = str(exc)
+            # Config errors quote values: a key pasted into the wrong field must not show.
+            message = self._make_redactor(self._plan)(str(exc))
+            self._reload_error = message
             self.metrics.reloaded(False, self._clock.time())
-            self._log.error("reload_failed", error=str(exc))
-            return False, str(exc)
+            self._log.error("reload_failed", error=message)
+            return False, message
         for key in ("listen", "state_dir", "timezone"):
             if getattr(config, key) != getattr(self._config, key):
                 self._log.warning("reload_needs_restart", key=key)
         self._config, self._plan, self._reload_error = config, plan, None
-        self._redactor = Redactor(plan.keys.values())
+        self._redactor = self._make_redactor(plan)
         self._cooldowns.set_limits(
             config.rate_limits.backoff_initial, config.rate_limits.backoff_max
         )

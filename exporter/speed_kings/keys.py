@@ -6,6 +6,7 @@ a key: not in `repr`, not in a problem message (file contents are never quoted).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,3 +94,23 @@ def provider_status(entry: ProviderEntry, environ: Mapping[str, str]) -> Provide
     if entry.api_key_optional:
         return ProviderStatus(True, f"no key ({names[0]} optional)", key)
     return ProviderStatus(False, f"not configured: set {' or '.join(names)}", key)
+
+
+# Env var names that hold secrets by convention (provider keys and the like).
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+def secrets_from_environ(environ: Mapping[str, str]) -> list[str]:
+    """Every secret-looking value of the environment, `*_FILE` contents included: what an
+    error message quoting a mis-pasted value must never show, before any config is valid."""
+    names = {
+        name.removesuffix("_FILE")
+        for name in environ
+        if _SECRET_NAME.search(name.removesuffix("_FILE"))
+    }
+    found = []
+    for name in sorted(names):
+        lookup = resolve_api_key([name], environ)
+        if lookup.value:
+            found.append(lookup.value)
+    return found

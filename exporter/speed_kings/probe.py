@@ -101,6 +101,8 @@ async def run_probe(
     _finish_cost(result, decoder, spec.price)
     if result.error:
         result.error = redact(result.error)
+    if result.request_id:  # provider text too: a proxy may echo anything into it
+        result.request_id = redact(result.request_id)
     return result
 
 

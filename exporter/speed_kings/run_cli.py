@@ -26,11 +26,12 @@ from speed_kings.config import (
 )
 from speed_kings.daemon import Daemon, DaemonOptions
 from speed_kings.demo import DEMO_PROVIDERS
-from speed_kings.keys import provider_key
+from speed_kings.keys import provider_key, secrets_from_environ
 from speed_kings.logs import make_logger
 from speed_kings.redact import Redactor
 from speed_kings.simulator import PROFILES, Profile, Simulator
 from speed_kings.web import WebServer
+from speed_kings.webconfig import WebConfig, describe, load_web_config
 
 # Demo traffic includes some rate limiting, overload and provider-side slowdowns, so those
 # panels and alerts have data too.
@@ -56,7 +57,12 @@ def _known_keys(config: Config, catalog: Catalog, environ: Mapping[str, str]) ->
     return keys
 
 
-async def serve(config_path: Path | None, listen: str | None, demo: bool) -> int:
+async def serve(
+    config_path: Path | None,
+    listen: str | None,
+    demo: bool,
+    web_config_path: Path | None = None,
+) -> int:
     # `*_created` series double the exposition and no dashboard or rule reads them.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     clock = SystemClock()
@@ -85,15 +91,21 @@ async def serve(config_path: Path | None, listen: str | None, demo: bool) -> int
         try:
             try:
                 config, catalog = load()
+                web_config: WebConfig | None = (
+                    load_web_config(web_config_path) if web_config_path is not None else None
+                )
             except ConfigError as exc:
-                click.echo(str(exc), err=True)
+                # Errors quote values: a key pasted into the wrong field must not be printed.
+                click.echo(Redactor(secrets_from_environ(environ))(str(exc)), err=True)
                 return 1
             if not demo:
                 state_dir = config.state_path(config_path)
             logger = make_logger(
                 fmt=config.log.format,
                 level=config.log.level,
-                redactor=Redactor(_known_keys(config, catalog, environ)),
+                redactor=Redactor(
+                    [*_known_keys(config, catalog, environ), *secrets_from_environ(environ)]
+                ),
             )
             daemon = Daemon(
                 load_config=load,
@@ -113,11 +125,18 @@ async def serve(config_path: Path | None, listen: str | None, demo: bool) -> int
                 ),
             )
             host, port = parse_listen(listen) if listen else config.listen_address
-            web = WebServer(daemon, host, port, logger=logger)
+            web = WebServer(daemon, host, port, logger=logger, web_config=web_config)
             await daemon.start()
             try:
                 address = await web.start()
-                logger.info("listening", url=address, metrics=f"{address}/metrics")
+                security = describe(web_config) if web_config is not None else {}
+                logger.info("listening", url=address, metrics=f"{address}/metrics", **security)
+                if web_config is not None and web_config.basic_auth and not web_config.tls:
+                    logger.warning(
+                        "basic_auth_without_tls",
+                        hint="passwords cross the network in clear text: set "
+                        "tls_server_config too, or terminate TLS in front of the exporter",
+                    )
                 daemon.install_signal_handlers(asyncio.get_running_loop())
                 await daemon.wait_stopped()
             finally:
@@ -138,11 +157,20 @@ async def serve(config_path: Path | None, listen: str | None, demo: bool) -> int
 )
 @click.option("--listen", metavar="HOST:PORT", help="Address for /metrics and the status page.")
 @click.option(
+    "--web-config",
+    "web_config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TLS and basic auth, as Prometheus exporter-toolkit's web-config.yml "
+    "(see docs/security.md).",
+)
+@click.option(
     "--demo",
     is_flag=True,
     help="Probe built-in simulated providers (sim-*) on a fast schedule; no key needed.",
 )
-def run_command(config_path: Path | None, listen: str | None, demo: bool) -> None:
+def run_command(
+    config_path: Path | None, listen: str | None, web_config_path: Path | None, demo: bool
+) -> None:
     """Run the exporter: probe on schedule, serve /metrics and the status page."""
     if demo and config_path:
         raise click.UsageError("--demo builds its own config: drop --config (or drop --demo)")
@@ -153,4 +181,4 @@ def run_command(config_path: Path | None, listen: str | None, demo: bool) -> Non
             parse_listen(listen)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--listen") from None
-    raise SystemExit(asyncio.run(serve(config_path, listen, demo)))
+    raise SystemExit(asyncio.run(serve(config_path, listen, demo, web_config_path)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 
 from speed_kings.status import StatusSource
 from speed_kings.web_page import render_page
+from speed_kings.webconfig import UNAUTHENTICATED_PATHS, WWW_AUTHENTICATE, BasicAuth, WebConfig
 
 STOP_GRACE_SECONDS = 5.0
 
@@ -31,12 +32,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def make_app(
-    source: StatusSource, *, logger: structlog.typing.FilteringBoundLogger | None = None
+    source: StatusSource,
+    *,
+    logger: structlog.typing.FilteringBoundLogger | None = None,
+    web_config: WebConfig | None = None,
 ) -> web.Application:
+    """`web_config` (`--web-config`) adds basic auth and response headers; TLS is the
+    server's (`WebServer`)."""
     log: structlog.typing.FilteringBoundLogger = (
         logger if logger is not None else structlog.get_logger("speed_kings.web")
     )
-    app = web.Application(middlewares=[_access_log(log)])
+    middlewares = [_access_log(log)]
+    if web_config is not None and web_config.basic_auth:
+        middlewares.append(_basic_auth(BasicAuth(web_config.users)))
+    app = web.Application(middlewares=middlewares)
+    if web_config is not None and web_config.headers:
+        app.on_response_prepare.append(_add_headers(web_config.headers))
     app[_SOURCE] = source
     app[_LOGGER] = log
     app.router.add_get("/metrics", _metrics)
@@ -76,6 +87,38 @@ def _access_log(log: structlog.typing.FilteringBoundLogger) -> Middleware:
             )
 
     return middleware
+
+
+def _basic_auth(auth: BasicAuth) -> Middleware:
+    """Every route but UNAUTHENTICATED_PATHS needs a user of the web config. Inside the access
+    log, so refusals are logged (method, path, 401: never the credentials)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in UNAUTHENTICATED_PATHS or await auth.check(
+            request.headers.get("Authorization")
+        ):
+            return await handler(request)
+        return web.Response(
+            status=401,
+            text="401 Unauthorized\n",
+            headers={"WWW-Authenticate": WWW_AUTHENTICATE, "Cache-Control": "no-store"},
+        )
+
+    return middleware
+
+
+def _add_headers(
+    headers: Mapping[str, str],
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The web config's `http_server_config.headers` on every response that has not set its
+    own (the status page keeps its stricter Content-Security-Policy)."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+
+    return add
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -140,27 +183,30 @@ class WebServer:
         port: int,
         *,
         logger: structlog.typing.FilteringBoundLogger | None = None,
+        web_config: WebConfig | None = None,
     ) -> None:
-        self._app = make_app(source, logger=logger)
+        self._app = make_app(source, logger=logger, web_config=web_config)
+        self._ssl = web_config.ssl_context if web_config is not None else None
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        """Binds and serves; returns "http://HOST:PORT" with the real port (port 0 works)."""
+        """Binds and serves; returns "http://HOST:PORT" (https with TLS) with the real port
+        (port 0 works)."""
         if self._runner is not None:
             raise RuntimeError("the web server is already started")
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=STOP_GRACE_SECONDS)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._port).start()
+            await web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         port = runner.addresses[0][1]
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{port}"
+        return f"{'https' if self._ssl else 'http'}://{host}:{port}"
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

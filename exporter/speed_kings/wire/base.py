@@ -29,7 +29,7 @@ class Target:
     wire: str
     model: str  # canonical name, used in labels
     provider_model: str  # id sent on the wire
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
