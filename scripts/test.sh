@@ -17,7 +17,8 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-source "$ROOT/scripts/_venv.sh" test
+# `bench`: the peers the benchmark smoke test compares with (openai SDK, httpx-sse).
+source "$ROOT/scripts/_venv.sh" test,bench
 cd "$ROOT"
 echo "== ruff"
 "$VENV/bin/ruff" check exporter tests benchmarks dashboards

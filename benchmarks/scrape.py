@@ -1,0 +1,125 @@
+"""/metrics scrape latency and exporter RSS at 10, 100 and 1,000 configured series.
+
+A "series" is one configured (provider, model, prompt), the S of docs/metrics.md. Each size
+is a fresh `benchmarks.exporter_worker` process (the real Daemon + WebServer, every series
+probed for real), measured twice: as after a fresh start (hour-of-day families hold one
+hour) and as after a day of running (every hour seen: the steady state, which the targets
+apply to). It is scraped over loopback like Prometheus does (one keep-alive connection, one
+scrape after another); latency is from sending the GET to the last byte of the body. RSS is
+the worker's VmRSS after the scrapes, peak its VmHWM (the high-water mark so far), from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks import procs
+from benchmarks.table import Row, p99, verdict
+
+SERIES = (10, 100, 1_000)
+FRESH, DAY = "fresh start", "after a day"
+LATENCY_TARGET_MS = 50.0  # at 1,000 series
+RSS_TARGET_MB = 100.0
+
+
+@dataclass(slots=True)
+class ScrapeResult:
+    series: int
+    state: str  # "fresh start" or "after a day"
+    latencies_ms: list[float]
+    body_bytes: int
+    samples: int  # exposition lines that are samples (not # HELP / # TYPE)
+    rss_mb: float
+    peak_rss_mb: float
+
+
+def _status_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {key} in /proc/{pid}/status")
+
+
+async def _scrape(url: str, count: int, budget: float) -> tuple[list[float], bytes]:
+    """`count` scrapes, fewer (at least 2) when they would take longer than `budget` s."""
+    latencies: list[float] = []
+    body = b""
+    end = time.monotonic() + budget
+    async with aiohttp.ClientSession() as session:
+        for index in range(count):
+            if index >= 2 and time.monotonic() > end:
+                break
+            start = time.monotonic()
+            async with session.get(url) as resp:
+                body = await resp.read()
+            latencies.append((time.monotonic() - start) * 1000)
+            await asyncio.sleep(0.1)
+    return latencies, body
+
+
+def _measure(pid: int, url: str, series: int, state: str, scrapes: int) -> ScrapeResult:
+    latencies, body = asyncio.run(_scrape(f"{url}/metrics", scrapes, budget=20.0))
+    samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    rss, peak = _status_mb(pid, "VmRSS"), _status_mb(pid, "VmHWM")
+    return ScrapeResult(series, state, latencies, len(body), samples, rss, peak)
+
+
+def measure_series(sim_url: str, series: int, scrapes: int) -> list[ScrapeResult]:
+    child = procs.start("benchmarks.exporter_worker", "--sim", sim_url, "--series", str(series))
+    try:
+        url = procs.wait_line(child, r"ready (http://\S+)", timeout=300).group(1)
+        fresh = _measure(child.pid, url, series, FRESH, scrapes)
+        os.kill(child.pid, signal.SIGUSR1)
+        procs.wait_line(child, r"^day$", timeout=120)
+        day = _measure(child.pid, url, series, DAY, scrapes)
+    finally:
+        procs.stop(child)
+    print(f"  /metrics: {series} series done", file=sys.stderr, flush=True)
+    return [fresh, day]
+
+
+def run_scrapes(sim_url: str, scrapes: int) -> list[ScrapeResult]:
+    return [r for n in SERIES for r in measure_series(sim_url, n, scrapes)]
+
+
+def scrape_rows(results: list[ScrapeResult]) -> list[Row]:
+    section = "/metrics"
+    rows: list[Row] = []
+    for r in sorted(results, key=lambda r: (r.state != FRESH, r.series)):
+        cond = (
+            f"{r.series:,} series, {r.state} ({r.samples:,} samples, {r.body_bytes / 1e6:.1f} MB)"
+        )
+        last = r.series == SERIES[-1] and r.state == DAY
+        median = statistics.median(r.latencies_ms)
+        rows += [
+            Row(
+                section,
+                "scrape latency p50 (ms)",
+                cond,
+                median,
+                target=f"<= {LATENCY_TARGET_MS:.0f} ms" if last else "",
+                result=verdict(median <= LATENCY_TARGET_MS) if last else "",
+                digits=1,
+            ),
+            Row(section, "scrape latency p99 (ms)", cond, p99(r.latencies_ms), digits=1),
+            Row(
+                section,
+                "exporter RSS after scrapes (MB)",
+                cond,
+                r.rss_mb,
+                target=f"<= {RSS_TARGET_MB:.0f} MB" if last else "",
+                result=verdict(r.rss_mb <= RSS_TARGET_MB) if last else "",
+                digits=1,
+            ),
+            Row(section, "exporter peak RSS (MB)", cond, r.peak_rss_mb, digits=1),
+        ]
+    return rows
