@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from speed_kings.catalog_cli import PRICE_FIELDS, pricing_command, providers_command
 
-KEY = "gsk_FAKEKEY0123456789abcdef"
+KEY = "gsk_FAKE_KEY_0123456789_abcdef"
 
 
 @pytest.fixture

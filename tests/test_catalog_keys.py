@@ -9,7 +9,7 @@ import pytest
 from speed_kings.catalog import Catalog, load_catalog
 from speed_kings.keys import KeyLookup, provider_key, provider_status, resolve_api_key
 
-KEY = "gsk_0123456789abcdefSECRET"
+KEY = "gsk_0123456789_abcdef_SECRET"
 
 
 @pytest.fixture(scope="module")

@@ -164,13 +164,13 @@ def test_custom_provider_without_models_or_usable_comparison() -> None:
 
 def test_a_key_pasted_where_a_variable_name_goes_is_never_echoed() -> None:
     path = INVALID / "api_key_in_env_field.yaml"
-    assert "gsk_PASTEDKEY" in path.read_text()
+    assert "gsk_PASTED_KEY" in path.read_text()
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert "PASTEDKEY" not in str(info.value)
+    assert "PASTED_KEY" not in str(info.value)
     result = CliRunner().invoke(check_config_command, [str(path)])
     assert result.exit_code == 1
-    assert "PASTEDKEY" not in result.output
+    assert "PASTED_KEY" not in result.output
 
 
 def test_an_unknown_key_holding_a_secret_is_never_echoed() -> None:

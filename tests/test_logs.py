@@ -6,7 +6,7 @@ import json
 from speed_kings.logs import make_logger
 from speed_kings.redact import Redactor
 
-SECRET = "gsk_abcdefghijklmnopqrstuvwxyz0123"
+SECRET = "gsk_abcdefgh_ijklmnop_qrstuvwxyz_0123"
 
 
 def test_json_one_event_per_line_with_secrets_redacted_everywhere() -> None:
