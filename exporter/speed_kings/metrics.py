@@ -11,10 +11,11 @@ They drop `prompt` to keep cardinality at providers x models x 24 x buckets.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from speed_kings.exposition import Counter, Exposition, Gauge, Histogram
 from speed_kings.result import Outcome, ProbeResult, RateLimitInfo
 
 SERIES = ("provider", "model", "prompt")
@@ -112,179 +113,210 @@ TOKEN_DIRECTIONS = ("input", "output", "reasoning", "cached_input")
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
-        r = registry
-        self.ttft = Histogram(
-            "speedkings_time_to_first_token_seconds",
-            "Time from sending the request to the first chunk of generated text "
-            "(reasoning included).",
-            SERIES,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self._exposition = Exposition()
+        add = self._exposition.add
+        self.ttft = add(
+            Histogram(
+                "speedkings_time_to_first_token_seconds",
+                "Time from sending the request to the first chunk of generated text "
+                "(reasoning included).",
+                SERIES,
+                buckets=LATENCY_BUCKETS,
+            )
         )
-        self.ttfat = Histogram(
-            "speedkings_time_to_first_answer_token_seconds",
-            "Time from sending the request to the first non-reasoning text.",
-            SERIES,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.ttfat = add(
+            Histogram(
+                "speedkings_time_to_first_answer_token_seconds",
+                "Time from sending the request to the first non-reasoning text.",
+                SERIES,
+                buckets=LATENCY_BUCKETS,
+            )
         )
-        self.headers = Histogram(
-            "speedkings_time_to_headers_seconds",
-            "Time from sending the request to the response status line and headers.",
-            SERIES,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.headers = add(
+            Histogram(
+                "speedkings_time_to_headers_seconds",
+                "Time from sending the request to the response status line and headers.",
+                SERIES,
+                buckets=LATENCY_BUCKETS,
+            )
         )
-        self.duration = Histogram(
-            "speedkings_request_duration_seconds",
-            "Time from sending the request to the end of the stream.",
-            SERIES,
-            buckets=DURATION_BUCKETS,
-            registry=r,
+        self.duration = add(
+            Histogram(
+                "speedkings_request_duration_seconds",
+                "Time from sending the request to the end of the stream.",
+                SERIES,
+                buckets=DURATION_BUCKETS,
+            )
         )
-        self.tps = Histogram(
-            "speedkings_output_tokens_per_second",
-            "Output speed after the first chunk: (output tokens - 1) / generation time.",
-            SERIES,
-            buckets=THROUGHPUT_BUCKETS,
-            registry=r,
+        self.tps = add(
+            Histogram(
+                "speedkings_output_tokens_per_second",
+                "Output speed after the first chunk: (output tokens - 1) / generation time.",
+                SERIES,
+                buckets=THROUGHPUT_BUCKETS,
+            )
         )
-        self.tpot = Histogram(
-            "speedkings_time_per_output_token_seconds",
-            "Generation time per output token after the first.",
-            SERIES,
-            buckets=TPOT_BUCKETS,
-            registry=r,
+        self.tpot = add(
+            Histogram(
+                "speedkings_time_per_output_token_seconds",
+                "Generation time per output token after the first.",
+                SERIES,
+                buckets=TPOT_BUCKETS,
+            )
         )
-        self.cost = Histogram(
-            "speedkings_probe_cost_dollars",
-            "Cost of one probe in US dollars.",
-            SERIES,
-            buckets=COST_BUCKETS,
-            registry=r,
+        self.cost = add(
+            Histogram(
+                "speedkings_probe_cost_dollars",
+                "Cost of one probe in US dollars.",
+                SERIES,
+                buckets=COST_BUCKETS,
+            )
         )
-        self.ttft_by_hour = Histogram(
-            "speedkings_time_to_first_token_by_hour_seconds",
-            "Time to first token by hour of day (configured time zone), for daily profiles.",
-            ("provider", "model", "hour"),
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.ttft_by_hour = add(
+            Histogram(
+                "speedkings_time_to_first_token_by_hour_seconds",
+                "Time to first token by hour of day (configured time zone), for daily profiles.",
+                ("provider", "model", "hour"),
+                buckets=LATENCY_BUCKETS,
+            )
         )
-        self.tps_by_hour = Histogram(
-            "speedkings_output_tokens_per_second_by_hour",
-            "Output speed by hour of day (configured time zone), for daily profiles.",
-            ("provider", "model", "hour"),
-            buckets=THROUGHPUT_BUCKETS,
-            registry=r,
+        self.tps_by_hour = add(
+            Histogram(
+                "speedkings_output_tokens_per_second_by_hour",
+                "Output speed by hour of day (configured time zone), for daily profiles.",
+                ("provider", "model", "hour"),
+                buckets=THROUGHPUT_BUCKETS,
+            )
         )
-        self.probes = Counter(
-            "speedkings_probes",
-            "Probes by outcome (skipped ones included).",
-            (*SERIES, "outcome"),
-            registry=r,
+        self.probes = add(
+            Counter(
+                "speedkings_probes",
+                "Probes by outcome (skipped ones included).",
+                (*SERIES, "outcome"),
+            )
         )
-        self.tokens = Counter(
-            "speedkings_tokens",
-            "Tokens by direction (input, output, reasoning, cached_input).",
-            ("provider", "model", "direction"),
-            registry=r,
+        self.tokens = add(
+            Counter(
+                "speedkings_tokens",
+                "Tokens by direction (input, output, reasoning, cached_input).",
+                ("provider", "model", "direction"),
+            )
         )
-        self.cost_total = Counter(
-            "speedkings_cost_dollars",
-            "Money spent on probes, US dollars.",
-            ("provider", "model"),
-            registry=r,
+        self.cost_total = add(
+            Counter(
+                "speedkings_cost_dollars",
+                "Money spent on probes, US dollars.",
+                ("provider", "model"),
+            )
         )
-        self.rate_limit_events = Counter(
-            "speedkings_rate_limit_events",
-            "Rate-limit (429) and overload (503/529) responses.",
-            ("provider", "kind"),
-            registry=r,
+        self.rate_limit_events = add(
+            Counter(
+                "speedkings_rate_limit_events",
+                "Rate-limit (429) and overload (503/529) responses.",
+                ("provider", "kind"),
+            )
         )
-        self.throttling_events = Counter(
-            "speedkings_throttling_events",
-            "Probes far off their series' rolling baseline (signal: ttft or throughput).",
-            (*SERIES, "signal"),
-            registry=r,
+        self.throttling_events = add(
+            Counter(
+                "speedkings_throttling_events",
+                "Probes far off their series' rolling baseline (signal: ttft or throughput).",
+                (*SERIES, "signal"),
+            )
         )
-        self.success = Gauge(
-            "speedkings_probe_success",
-            "1 if the last probe of the series succeeded, else 0.",
-            SERIES,
-            registry=r,
+        self.success = add(
+            Gauge(
+                "speedkings_probe_success",
+                "1 if the last probe of the series succeeded, else 0.",
+                SERIES,
+            )
         )
-        self.last_timestamp = Gauge(
-            "speedkings_last_probe_timestamp_seconds",
-            "When the last probe of the series finished, Unix seconds.",
-            SERIES,
-            registry=r,
+        self.last_timestamp = add(
+            Gauge(
+                "speedkings_last_probe_timestamp_seconds",
+                "When the last probe of the series finished, Unix seconds.",
+                SERIES,
+            )
         )
-        self.last_ttft = Gauge(
-            "speedkings_last_time_to_first_token_seconds",
-            "Time to first token of the last successful probe.",
-            SERIES,
-            registry=r,
+        self.last_ttft = add(
+            Gauge(
+                "speedkings_last_time_to_first_token_seconds",
+                "Time to first token of the last successful probe.",
+                SERIES,
+            )
         )
-        self.last_tps = Gauge(
-            "speedkings_last_output_tokens_per_second",
-            "Output speed of the last successful probe.",
-            SERIES,
-            registry=r,
+        self.last_tps = add(
+            Gauge(
+                "speedkings_last_output_tokens_per_second",
+                "Output speed of the last successful probe.",
+                SERIES,
+            )
         )
-        self.rate_limit_remaining = Gauge(
-            "speedkings_rate_limit_remaining",
-            "Remaining quota reported by the provider's headers, by kind "
-            "(requests, tokens, requests_day, ...).",
-            ("provider", "kind"),
-            registry=r,
+        self.rate_limit_remaining = add(
+            Gauge(
+                "speedkings_rate_limit_remaining",
+                "Remaining quota reported by the provider's headers, by kind "
+                "(requests, tokens, requests_day, ...).",
+                ("provider", "kind"),
+            )
         )
-        self.cooldown_until = Gauge(
-            "speedkings_provider_cooldown_until_timestamp_seconds",
-            "End of the provider's rate-limit cooldown, Unix seconds (0: none).",
-            ("provider",),
-            registry=r,
+        self.cooldown_until = add(
+            Gauge(
+                "speedkings_provider_cooldown_until_timestamp_seconds",
+                "End of the provider's rate-limit cooldown, Unix seconds (0: none).",
+                ("provider",),
+            )
         )
-        self.budget_limit = Gauge(
-            "speedkings_budget_limit_dollars",
-            "Budget cap, US dollars.",
-            ("scope", "period"),
-            registry=r,
+        self.budget_limit = add(
+            Gauge(
+                "speedkings_budget_limit_dollars",
+                "Budget cap, US dollars.",
+                ("scope", "period"),
+            )
         )
-        self.budget_spent = Gauge(
-            "speedkings_budget_spent_dollars",
-            "Spent (and reserved) in the current day or month, US dollars.",
-            ("scope", "period"),
-            registry=r,
+        self.budget_spent = add(
+            Gauge(
+                "speedkings_budget_spent_dollars",
+                "Spent (and reserved) in the current day or month, US dollars.",
+                ("scope", "period"),
+            )
         )
-        self.model_load = Gauge(
-            "speedkings_model_load_seconds",
-            "Model load time before the last probe (local providers); never part of TTFT.",
-            ("provider", "model"),
-            registry=r,
+        self.model_load = add(
+            Gauge(
+                "speedkings_model_load_seconds",
+                "Model load time before the last probe (local providers); never part of TTFT.",
+                ("provider", "model"),
+            )
         )
-        self.provider_info = Gauge(
-            "speedkings_provider_info",
-            "Provider facts as labels; always 1.",
-            ("provider", "hardware", "wire", "simulated"),
-            registry=r,
+        self.provider_info = add(
+            Gauge(
+                "speedkings_provider_info",
+                "Provider facts as labels; always 1.",
+                ("provider", "hardware", "wire", "simulated"),
+            )
         )
-        self.build_info = Gauge(
-            "speedkings_build_info",
-            "Build facts as labels; always 1.",
-            ("version", "python"),
-            registry=r,
+        self.build_info = add(
+            Gauge(
+                "speedkings_build_info",
+                "Build facts as labels; always 1.",
+                ("version", "python"),
+            )
         )
-        self.reload_ok = Gauge(
-            "speedkings_config_last_reload_successful",
-            "1 if the last configuration (re)load succeeded.",
-            registry=r,
+        self.reload_ok = add(
+            Gauge(
+                "speedkings_config_last_reload_successful",
+                "1 if the last configuration (re)load succeeded.",
+            )
         )
-        self.reload_time = Gauge(
-            "speedkings_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, Unix seconds.",
-            registry=r,
+        self.reload_time = add(
+            Gauge(
+                "speedkings_config_last_reload_success_timestamp_seconds",
+                "When the configuration was last loaded successfully, Unix seconds.",
+            )
         )
         self.build_info.labels(version, platform.python_version()).set(1)
+        # The registry sees the same families (tests and tools read it); the exporter
+        # serves `render()`, which only re-renders what changed since the last scrape.
+        registry.register(self._exposition.collector())
         self._declared: set[tuple[str, str, str]] = set()
         self._series_families = (
             self.ttft,
@@ -431,6 +463,14 @@ class Metrics:
         if limit is not None:
             self.budget_limit.labels(scope, period).set(limit)
         self.budget_spent.labels(scope, period).set(spent)
+
+    def render(self) -> bytes:
+        """The text exposition of every family, as `generate_latest(registry)` prints it."""
+        return self._exposition.render()
+
+    def render_chunks(self) -> Iterator[bytes]:
+        """`render()` in pieces, each rendered when asked for (see `Exposition.chunks`)."""
+        return self._exposition.chunks()
 
     def reloaded(self, ok: bool, when: float) -> None:
         self.reload_ok.set(1 if ok else 0)
