@@ -5,13 +5,15 @@ is a fresh `benchmarks.exporter_worker` process (the real Daemon + WebServer, ev
 probed for real), measured twice: as after a fresh start (hour-of-day families hold one
 hour) and as after a day of running (every hour seen: the steady state, which the targets
 apply to). It is scraped over loopback like Prometheus does (one keep-alive connection, one
-scrape after another); latency is from sending the GET to the last byte of the body. RSS is
+scrape after another); latency is from sending the GET to the last byte of the body, asked
+for uncompressed and then gzipped (as Prometheus asks for it). RSS is
 the worker's VmRSS after the scrapes, peak its VmHWM (the high-water mark so far), from /proc.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import signal
 import statistics
@@ -35,8 +37,10 @@ RSS_TARGET_MB = 100.0
 class ScrapeResult:
     series: int
     state: str  # "fresh start" or "after a day"
-    latencies_ms: list[float]
+    latencies_ms: list[float]  # uncompressed (Accept-Encoding: identity)
+    gzip_latencies_ms: list[float]  # gzip, as Prometheus asks for it
     body_bytes: int
+    gzip_bytes: int
     samples: int  # exposition lines that are samples (not # HELP / # TYPE)
     rss_mb: float
     peak_rss_mb: float
@@ -49,28 +53,43 @@ def _status_mb(pid: int, key: str) -> float:
     raise RuntimeError(f"no {key} in /proc/{pid}/status")
 
 
-async def _scrape(url: str, count: int, budget: float) -> tuple[list[float], bytes]:
-    """`count` scrapes, fewer (at least 2) when they would take longer than `budget` s."""
+async def _scrape(
+    url: str, count: int, budget: float, encoding: str
+) -> tuple[list[float], bytes, int]:
+    """`count` scrapes, fewer (at least 2) when they would take longer than `budget` s.
+    Returns the latencies, the last body (decoded) and its size on the wire."""
     latencies: list[float] = []
-    body = b""
+    body, wire = b"", 0
     end = time.monotonic() + budget
-    async with aiohttp.ClientSession() as session:
+    headers = {"Accept-Encoding": encoding}
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
         for index in range(count):
             if index >= 2 and time.monotonic() > end:
                 break
             start = time.monotonic()
-            async with session.get(url) as resp:
-                body = await resp.read()
+            async with session.get(url, headers=headers) as resp:
+                raw = await resp.read()
             latencies.append((time.monotonic() - start) * 1000)
+            wire = len(raw)
+            body = gzip.decompress(raw) if resp.headers.get("Content-Encoding") == "gzip" else raw
             await asyncio.sleep(0.1)
-    return latencies, body
+    return latencies, body, wire
 
 
 def _measure(pid: int, url: str, series: int, state: str, scrapes: int) -> ScrapeResult:
-    latencies, body = asyncio.run(_scrape(f"{url}/metrics", scrapes, budget=20.0))
+    latencies, body, size = asyncio.run(
+        _scrape(f"{url}/metrics", scrapes, budget=20.0, encoding="identity")
+    )
+    gzip_latencies, gzip_body, gzip_size = asyncio.run(
+        _scrape(f"{url}/metrics", scrapes, budget=20.0, encoding="gzip")
+    )
     samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    if size != len(body) or not gzip_body.startswith(b"# HELP"):
+        raise RuntimeError("the exporter's identity or gzip exposition is not what was asked")
     rss, peak = _status_mb(pid, "VmRSS"), _status_mb(pid, "VmHWM")
-    return ScrapeResult(series, state, latencies, len(body), samples, rss, peak)
+    return ScrapeResult(
+        series, state, latencies, gzip_latencies, size, gzip_size, samples, rss, peak
+    )
 
 
 def measure_series(sim_url: str, series: int, scrapes: int) -> list[ScrapeResult]:
@@ -111,6 +130,20 @@ def scrape_rows(results: list[ScrapeResult]) -> list[Row]:
                 digits=1,
             ),
             Row(section, "scrape latency p99 (ms)", cond, p99(r.latencies_ms), digits=1),
+            Row(
+                section,
+                "scrape latency p50, gzip (ms)",
+                f"{cond[: cond.index(' (')]}, {r.gzip_bytes / 1e6:.1f} MB gzipped",
+                statistics.median(r.gzip_latencies_ms),
+                digits=1,
+            ),
+            Row(
+                section,
+                "scrape latency p99, gzip (ms)",
+                f"{cond[: cond.index(' (')]}, {r.gzip_bytes / 1e6:.1f} MB gzipped",
+                p99(r.gzip_latencies_ms),
+                digits=1,
+            ),
             Row(
                 section,
                 "exporter RSS after scrapes (MB)",

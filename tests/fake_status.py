@@ -20,7 +20,7 @@ class FakeStatus:
         self.reload_result: tuple[bool, str] = (True, "configuration reloaded")
         self.reload_error: Exception | None = None
         self.reload_calls = 0
-        self.metrics: tuple[bytes, str] = (b"speedkings_build_info 1\n", METRICS_TYPE)
+        self.metrics: tuple[list[bytes], str] = ([b"speedkings_build_info 1\n"], METRICS_TYPE)
 
     def snapshot(self) -> StatusSnapshot:
         return self.status
@@ -28,7 +28,7 @@ class FakeStatus:
     def ready(self) -> tuple[bool, str]:
         return self.readiness
 
-    def render_metrics(self) -> tuple[bytes, str]:
+    def render_metrics(self) -> tuple[list[bytes], str]:
         return self.metrics
 
     async def reload(self) -> tuple[bool, str]:

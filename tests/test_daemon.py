@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from speed_kings.catalog import Catalog, load_catalog
 from speed_kings.clock import SystemClock
@@ -149,6 +149,14 @@ async def test_scheduled_probes_export_what_the_simulator_sent(
     assert run.sample("speedkings_probe_success", **labels) == 1
     assert KEY not in run.log.getvalue()
     assert '"event": "probe"' in run.log.getvalue()
+    # What a scrape serves (cached, in chunks) is what the registry would print.
+    chunks, _ = run.daemon.render_metrics()
+    served = b"".join(chunks)
+    assert served == generate_latest(run.registry)
+    assert (
+        b'speedkings_probes_total{model="m",outcome="success",prompt="short",provider="vllm"}'
+        in served
+    )
 
 
 async def test_rounds_alternate_a_b_then_b_a(sim: Simulator, start: Starter) -> None:

@@ -21,9 +21,12 @@ from speed_kings.ledger import BudgetCaps, Caps, Ledger
 from tests.test_ledger import FakeClock
 
 NOW = 1_795_000_000.0
-GLOBAL_CAP = 1_000_000_000  # nano-dollars: $1.00 a day
-A_CAP = 600_000_000  # provider a: $0.60 a day
-ROUNDS = 5
+# `python -m benchmarks.crash --ledger-rounds N` runs many more rounds; the caps grow with
+# them so that reservations keep being written instead of refused after the first few.
+ROUNDS = int(os.environ.get("SPEED_KINGS_LEDGER_KILL_ROUNDS", "5"))
+SCALE = max(1.0, ROUNDS / 5)  # the caps are reached in the last rounds, whatever the count
+GLOBAL_CAP = round(1_000_000_000 * SCALE)  # nano-dollars: $1.00 a day (5 rounds)
+A_CAP = round(600_000_000 * SCALE)  # provider a: $0.60 a day (5 rounds)
 
 CHILD = f"""
 import asyncio, random, sys

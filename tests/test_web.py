@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, MutableMapping
@@ -75,6 +76,26 @@ async def test_metrics_passes_body_and_content_type(
     assert status == 200
     assert resp.headers["Content-Type"] == METRICS_TYPE
     assert text == "speedkings_build_info 1\n"
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip", "gzip, deflate, br"])
+async def test_metrics_streams_every_chunk_and_gzips_when_asked(
+    fake: FakeStatus, url: str, encoding: str
+) -> None:
+    chunks = [f'speedkings_x{{n="{i}"}} {i}.0\n'.encode() * 500 for i in range(40)]
+    fake.metrics = (iter(chunks), METRICS_TYPE)  # type: ignore[assignment]
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as raw_client,
+        raw_client.get(url + "/metrics", headers={"Accept-Encoding": encoding}) as resp,
+    ):
+        assert resp.status == 200
+        body = await resp.read()
+    gzipped = encoding != "identity"
+    assert resp.headers.get("Content-Encoding") == ("gzip" if gzipped else None)
+    assert resp.headers["Vary"] == "Accept-Encoding"
+    assert (gzip.decompress(body) if gzipped else body) == b"".join(chunks)
+    if gzipped:
+        assert len(body) < len(b"".join(chunks)) / 10
 
 
 async def test_healthz(url: str, client: aiohttp.ClientSession) -> None:
@@ -155,7 +176,13 @@ async def test_api_status_is_the_whole_snapshot(
     async with client.get(url + "/api/status") as resp:
         assert resp.status == 200
         body = await resp.json()
+    runtime = body.pop("runtime")
     assert body == dataclasses.asdict(fake.status)
+    # The process's own counts, for leak watching (tests/test_daemon_faults.py).
+    assert runtime["asyncio_tasks"] >= 1 and runtime["threads"] >= 1
+    assert runtime["gc_objects"] > 1000
+    assert runtime["open_fds"] >= runtime["sockets"] >= 1
+    assert runtime["rss_bytes"] > 1_000_000
 
 
 # --- the page -------------------------------------------------------------------------------

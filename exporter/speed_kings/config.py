@@ -126,7 +126,10 @@ class Problem:
 
     def line(self, source: str) -> str:
         head = f"{source}: {self.path}: " if self.path else f"{source}: "
-        return head + self.message + (f"; fix: {self.fix}" if self.fix else "")
+        # One line per problem, whatever a message quotes (YAML errors, library messages).
+        return " ".join(
+            (head + self.message + (f"; fix: {self.fix}" if self.fix else "")).splitlines()
+        )
 
 
 class ConfigError(ValueError):
@@ -323,6 +326,23 @@ class Config(_Model):
             parse_listen(value)
         except ValueError as exc:
             raise _problem(str(exc), _LISTEN_FIX) from None
+        return value
+
+    @field_validator("state_dir", "catalog")
+    @classmethod
+    def _valid_path(cls, value: Path | None) -> Path | None:
+        # The OS refuses these only when the file is opened: say so at load, with the key.
+        if value is None:
+            return None
+        if "\x00" in str(value):
+            raise _problem("a path cannot contain a NUL character", "remove it from the path")
+        try:
+            value.expanduser()
+        except RuntimeError:  # "~name/..." for a user this machine does not know
+            raise _problem(
+                f"cannot expand {str(value)!r}: no home directory for that user",
+                "give an absolute path, or one relative to the config file's folder",
+            ) from None
         return value
 
     @field_validator("timezone")
@@ -732,8 +752,25 @@ def format_loc(loc: Sequence[int | str]) -> str:
         elif re.fullmatch(r"[A-Za-z0-9_-]+", part):
             out += f".{part}" if out else part
         else:
-            out += '["' + part.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+            out += '["' + "".join(map(_escape_char, part)) + '"]'
     return out
+
+
+def _escape_char(char: str) -> str:
+    """A character of a quoted key in a path: quotes, backslashes and anything unprintable
+    (line breaks, control characters) escaped, so a path stays on one line."""
+    if char in '"\\':
+        return "\\" + char
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -823,10 +860,14 @@ def _error_problem(
             fix = "write one `NAME: {}` per provider, like `groq: {}`"
     elif kind in ("list_type", "tuple_type"):
         message = f"expected a list, got {_describe(value)}"
-        if isinstance(value, str):
+        if isinstance(value, str) and re.fullmatch(r"[\w.@:/+-]+(\s*,\s*[\w.@:/+-]+)*", value):
             fix = f"write [{value}]"
+        elif isinstance(value, str):
+            fix = "write a YAML list, like [a, b]"
     elif kind == "string_type":
         message = f"expected a string, got {_describe(value)}"
+    elif kind == "path_type":
+        message = f"expected a path (a string), got {_describe(value)}"
     elif kind in ("int_type", "int_parsing", "int_from_float"):
         message = f"expected a whole number, got {_describe(value)}"
     elif kind in ("float_type", "float_parsing", "finite_number"):
@@ -896,7 +937,19 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> Problem:
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses anywhere
+        before = text[: exc.position]
+        where = f"line {before.count(chr(10)) + 1}, column {len(before.rpartition(chr(10))[2]) + 1}"
+        code = (
+            exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        )
+        escape = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        return Problem(
+            where,
+            f"invalid YAML: character U+{code:04X} is not allowed ({exc.reason})",
+            f'delete it, or write it as "{escape}" inside a double-quoted string',
+        )
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}"
@@ -920,7 +973,7 @@ def parse_yaml(text: str, source: str) -> object:
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [_yaml_problem(exc)]) from None
+        raise ConfigError(source, [_yaml_problem(exc, text)]) from None
 
 
 # --- entry points ---------------------------------------------------------------------------

@@ -313,6 +313,13 @@ class Metrics:
                 "When the configuration was last loaded successfully, Unix seconds.",
             )
         )
+        self.ledger_up = add(
+            Gauge(
+                "speedkings_budget_ledger_up",
+                "1 while the budget ledger (SQLite in state_dir) opens and takes writes; 0 "
+                "while it cannot (disk full, read-only): paid providers are skipped meanwhile.",
+            )
+        )
         self.build_info.labels(version, platform.python_version()).set(1)
         # The registry sees the same families (tests and tools read it); the exporter
         # serves `render()`, which only re-renders what changed since the last scrape.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,6 +48,8 @@ class StatusSnapshot:
     recent_probes: list[dict[str, Any]] = field(default_factory=list)
     budget: list[BudgetRow] = field(default_factory=list)
     cooldowns: list[CooldownRow] = field(default_factory=list)
+    # Why the budget ledger cannot be used (None: it can). Paid providers are paused then.
+    ledger_error: str | None = None
 
 
 class StatusSource(Protocol):
@@ -58,8 +61,9 @@ class StatusSource(Protocol):
         """(ready, reason): ready once configuration is loaded and the scheduler runs."""
         ...
 
-    def render_metrics(self) -> tuple[bytes, str]:
-        """(body, content type) of the Prometheus exposition."""
+    def render_metrics(self) -> tuple[Iterable[bytes], str]:
+        """(body in chunks, content type) of the Prometheus exposition. The chunks may be
+        rendered lazily, as the response asks for them."""
         ...
 
     async def reload(self) -> tuple[bool, str]:

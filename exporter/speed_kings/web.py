@@ -4,14 +4,17 @@ Everything is read from a `StatusSource` on each request, so the web layer keeps
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from speed_kings.runtime import runtime_counts
 from speed_kings.status import StatusSource
 from speed_kings.web_page import render_page
 from speed_kings.webconfig import UNAUTHENTICATED_PATHS, WWW_AUTHENTICATE, BasicAuth, WebConfig
@@ -122,10 +125,30 @@ def _add_headers(
 
 
 # --- handlers -------------------------------------------------------------------------------
-async def _metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[_SOURCE].render_metrics()
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    chunks, content_type = request.app[_SOURCE].render_metrics()
     # The content type carries version/charset parameters: pass it as a header, verbatim.
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    # Prometheus asks for gzip (as prometheus_client's server does, compress when asked).
+    gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gzip else None
+    if compressor is not None:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    for chunk in chunks:
+        if compressor is not None:
+            # zlib lets go of the GIL: compressing in a thread keeps this loop, on which
+            # probes take their timestamps, free while a large exposition is compressed.
+            chunk = await loop.run_in_executor(None, compressor.compress, chunk)
+        else:
+            await asyncio.sleep(0)  # let probes run between chunks of a large exposition
+        await response.write(chunk)
+    if compressor is not None:
+        await response.write(compressor.flush())
+    await response.write_eof()
+    return response
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -152,7 +175,11 @@ async def _api_probes(request: web.Request) -> web.Response:
 
 
 async def _api_status(request: web.Request) -> web.Response:
-    return web.json_response(dataclasses.asdict(request.app[_SOURCE].snapshot()))
+    """The whole snapshot, plus "runtime": the process's own counts (asyncio tasks,
+    threads, gc objects, fds, sockets, RSS) so leaks can be watched from outside."""
+    doc = dataclasses.asdict(request.app[_SOURCE].snapshot())
+    doc["runtime"] = runtime_counts()
+    return web.json_response(doc)
 
 
 async def _reload(request: web.Request) -> web.Response:

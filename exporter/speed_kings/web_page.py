@@ -45,7 +45,8 @@ section{margin-top:18px}
 h2{font-size:16px;margin:0 0 6px}
 .demo{background:#ffe9a8;color:#5c4300;padding:8px 24px;font-weight:600;
  border-bottom:1px solid #e2c25a}
-.reload-error{background:#fbdada;color:#7a1010;padding:8px 24px;white-space:pre-wrap}
+.reload-error,.ledger-error{background:#fbdada;color:#7a1010;padding:8px 24px;
+ white-space:pre-wrap}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;background:#fff;min-width:50%;
  box-shadow:0 1px 2px rgba(0,0,0,.08)}
@@ -202,6 +203,11 @@ def _header(s: StatusSnapshot) -> str:
         detail = s.last_reload_error or "unknown error"
         html += (
             f'<div class="reload-error">Last reload failed (old config kept): {esc(detail)}</div>'
+        )
+    if s.ledger_error:
+        html += (
+            '<div class="ledger-error">Budget ledger unavailable: paid providers are paused '
+            f"(free ones are still probed): {esc(s.ledger_error)}</div>"
         )
     return html
 

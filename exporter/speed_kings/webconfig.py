@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import re
 import secrets
@@ -197,7 +198,9 @@ def _toolkit_only(problems: list[Problem]) -> list[Problem]:
 
 
 def _resolve(base: Path, name: str) -> Path:
-    path = Path(name).expanduser()
+    path = Path(name)
+    with contextlib.suppress(RuntimeError):  # "~name" for an unknown user: used as written
+        path = path.expanduser()
     return path if path.is_absolute() else base / path
 
 
@@ -214,6 +217,8 @@ def _read_pem(path: Path, key: str, want: tuple[str, ...], what: str) -> str | P
         )
     except OSError as exc:
         return Problem(where, f"cannot read {path}: {exc.strerror or type(exc).__name__}")
+    except ValueError:  # a NUL character: no file can have that name
+        return Problem(where, f"invalid path {str(path)!r}", "remove the NUL character")
     if not any(marker in text for marker in want):
         return Problem(where, f"{path} holds no PEM {what}", f"give a PEM-encoded {what}")
     return text
