@@ -41,8 +41,10 @@ COPY exporter/ exporter/
 
 # A regular (non-editable) install: pip builds the wheel, installs it and the pinned
 # dependencies (all of them ship binary wheels, so no compiler is needed), and precompiles
-# the bytecode, which the non-root runtime could not write later.
+# the bytecode, which the non-root runtime could not write later. Then pip and setuptools
+# leave the venv (a third of it): the runtime installs nothing.
 RUN /opt/venv/bin/python -m pip install /src \
+    && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
     && /opt/venv/bin/speed-kings --version
 
 
@@ -65,6 +67,7 @@ RUN set -eu; \
     if ! command -v python3 >/dev/null 2>&1; then \
         apt-get update; \
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3; \
+        apt-get clean; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     if command -v useradd >/dev/null 2>&1; then \
@@ -92,9 +95,12 @@ VOLUME ["/var/lib/speed-kings"]
 USER 10001:10001
 
 EXPOSE 9464
-# python, not curl: the slim image has no curl. Assumes the default listen port 9464.
+# python, not curl: the slim image has no curl. Assumes the default listen port 9464 and
+# plain HTTP (with --web-config TLS or another port, override it, docs/deployment.md). No
+# spaces inside an argument: podman's Docker-compatible API (docker-compose on podman) splits
+# healthcheck arguments on spaces.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["/opt/venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
+    CMD ["/opt/venv/bin/python", "-c", "__import__('urllib.request').request.urlopen('http://127.0.0.1:9464/healthz',timeout=4)"]
 
 # The exporter handles SIGTERM itself (drains in-flight probes, up to 30 s) as PID 1.
 STOPSIGNAL SIGTERM

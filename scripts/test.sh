@@ -2,7 +2,11 @@
 # The whole test suite, from a fresh machine: installs what it needs (Python packages into
 # ./.venv; from Debian: prometheus (the server and promtool), prometheus-alertmanager
 # (amtool), chromium (status page), docker-compose (compose validation), openssl), then
-# lint, types and tests.
+# lint, types and tests. The tests include the container stage
+# (tests/test_container_engine.py, as root): it installs podman and debootstrap from Debian
+# and builds its images with scripts/container_images.sh, then runs the image and
+# docker-compose.yml for real (about 4 minutes the first time, under 2 once the images are
+# cached). Without root or apt it is skipped, saying so; with CI set it fails instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 need=()

@@ -2,8 +2,8 @@
 Dockerfile, .dockerignore, the container's exporter config and the multi-region agent config.
 
 `docker-compose config` (Debian's docker-compose 1.29) and `promtool` are used when installed.
-What only a running engine can show (the image builds, the stack comes up healthy) is not
-checked here.
+What only a running engine can show (the image builds, the stack comes up healthy) is in
+tests/test_container_engine.py.
 """
 
 from __future__ import annotations
@@ -637,6 +637,17 @@ def test_dockerfile_labels_and_version() -> None:
         assert f"org.opencontainers.image.{key}=" in labels, key
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert f"VERSION={pyproject['project']['version']}" in final.all("ARG")
+
+
+def test_healthchecks_have_no_spaces_inside_arguments(services: dict[str, dict[str, Any]]) -> None:
+    """podman's Docker-compatible API (docker-compose on podman 4) joins a CMD healthcheck
+    with spaces and splits it again: an argument holding a space breaks it there."""
+    tests = {name: service["healthcheck"]["test"] for name, service in services.items()}
+    image_test = yaml.safe_load(dockerfile().final.one("HEALTHCHECK").split("CMD", 1)[1])
+    tests["Dockerfile"] = ["CMD", *image_test]
+    for name, test in tests.items():
+        assert test[0] == "CMD", name
+        assert not [arg for arg in test if " " in arg], f"{name}: {test}"
 
 
 def test_compose_healthcheck_matches_the_image(services: dict[str, dict[str, Any]]) -> None:
