@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from speed_kings.catalog import Catalog
 from speed_kings.clock import SystemClock
 from speed_kings.config import Config
-from speed_kings.daemon import Daemon, DaemonOptions
+from speed_kings.daemon import ConfigLoader, Daemon, DaemonOptions
 from speed_kings.logs import make_logger
 from speed_kings.web import WebServer
 
@@ -30,10 +30,8 @@ class Running:
 
     def probes_done(self) -> int:
         """Probes the daemon recorded (every outcome), from its own counter."""
-        total = 0.0
-        for family in self.daemon.metrics.probes.collect():
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-        return int(total)
+        samples = self.daemon.metrics.probes.metric().samples
+        return int(sum(s.value for s in samples if s.name.endswith("_total")))
 
 
 @asynccontextmanager
@@ -43,8 +41,10 @@ async def running_exporter(
     environ: Mapping[str, str],
     *,
     simulated: frozenset[str] = frozenset(),
+    load_config: ConfigLoader | None = None,
 ) -> AsyncIterator[Running]:
     """Starts a Daemon and its WebServer on 127.0.0.1 (free port); stops both after.
+    `load_config` is what a reload reads (default: `config` and `catalog` again).
 
     Logs are rendered as in production (JSON, info level: one line per probe) and thrown
     away, so their cost stays in the loop without flooding the benchmark's output."""
@@ -55,7 +55,7 @@ async def running_exporter(
     ):
         logger = make_logger(fmt="json", level="info", stream=devnull)
         daemon = Daemon(
-            load_config=lambda: (config, catalog),
+            load_config=load_config or (lambda: (config, catalog)),
             config=config,
             catalog=catalog,
             clock=SystemClock(),
