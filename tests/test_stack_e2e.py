@@ -133,6 +133,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus
             assert prometheus.poll() is None, (folder / "prometheus.log").read_text()[-2000:]
             assert time.time() < deadline, "the demo did not fill every family in time"
             time.sleep(2)
+        # Every series has a successful probe (pairwise panels compare two providers at
+        # one instant: both need data), for longer than a dashboard subquery step (15 s).
+        every_series = (
+            "count(speedkings_time_to_first_token_seconds_count > 0)"
+            " == count(speedkings_time_to_first_token_seconds_count)"
+        )
+        while not prom.has_data(f"count_over_time(({every_series})[16s:1s]) >= 16"):
+            assert time.time() < deadline, "not every series had a successful probe in time"
+            time.sleep(2)
         recorded = [name for kind, name, _ in rules() if kind == "record"]
         while not all(prom.has_data(name) for name in recorded):
             assert time.time() < deadline, "recording rules produced no data in time"
