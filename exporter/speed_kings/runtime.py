@@ -20,7 +20,8 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class RuntimeCounts(TypedDict):
     asyncio_tasks: int | None  # tasks of the running event loop (not yet done)
     threads: int  # live Python threads
-    gc_objects: int  # objects tracked by the garbage collector
+    gc_objects: int  # objects tracked by the garbage collector, frozen ones included
+    gc_frozen: int  # of which frozen (`gc.freeze()`: left out of collections)
     open_fds: int | None  # open file descriptors (sockets included)
     sockets: int | None  # of which sockets
     rss_bytes: int | None  # resident set size
@@ -68,7 +69,8 @@ def runtime_counts() -> RuntimeCounts:
     return RuntimeCounts(
         asyncio_tasks=tasks,
         threads=threading.active_count(),
-        gc_objects=len(gc.get_objects()),
+        gc_objects=len(gc.get_objects()) + gc.get_freeze_count(),
+        gc_frozen=gc.get_freeze_count(),
         open_fds=None if fds is None else fds[0],
         sockets=None if fds is None else fds[1],
         rss_bytes=rss_bytes(),
