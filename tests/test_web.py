@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gzip
 import logging
@@ -96,6 +97,45 @@ async def test_metrics_streams_every_chunk_and_gzips_when_asked(
     assert (gzip.decompress(body) if gzipped else body) == b"".join(chunks)
     if gzipped:
         assert len(body) < len(b"".join(chunks)) / 10
+
+
+async def test_scraper_hanging_up_mid_stream_is_not_an_error(fake: FakeStatus) -> None:
+    events: list[dict[str, Any]] = []
+
+    def collect(_: Any, method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        events.append({**event, "level": method})
+        raise structlog.DropEvent
+
+    logger = structlog.wrap_logger(
+        None,
+        processors=[collect],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+    )
+    # 64 MiB in 256 KiB chunks: far more than the socket buffers hold, so the server is
+    # still writing when the client goes.
+    chunk = b"speedkings_x 1.0\n" * (256 * 1024 // 17)
+    fake.metrics = ((chunk for _ in range(256)), METRICS_TYPE)  # type: ignore[assignment]
+    server = WebServer(fake, "127.0.0.1", 0, logger=logger)
+    base = await server.start()
+    try:
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readexactly(12)).startswith(b"HTTP/1.1 200")
+        writer.transport.abort()  # hang up with most of the body unsent
+        fake.metrics = ([b"speedkings_build_info 1\n"], METRICS_TYPE)
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(base + "/metrics") as resp,
+        ):
+            assert resp.status == 200
+            assert await resp.text() == "speedkings_build_info 1\n"
+    finally:
+        await server.stop()
+    aborted = [e for e in events if e["event"] == "metrics_scrape_aborted"]
+    assert aborted and aborted[0]["level"] == "debug", events
+    assert all(e["level"] == "debug" for e in events), events
 
 
 async def test_healthz(url: str, client: aiohttp.ClientSession) -> None:

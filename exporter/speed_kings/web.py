@@ -137,17 +137,21 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     response.headers["Vary"] = "Accept-Encoding"
     await response.prepare(request)
     loop = asyncio.get_running_loop()
-    for chunk in chunks:
+    try:
+        for chunk in chunks:
+            if compressor is not None:
+                # zlib lets go of the GIL: compressing in a thread keeps this loop, on which
+                # probes take their timestamps, free while a large exposition is compressed.
+                chunk = await loop.run_in_executor(None, compressor.compress, chunk)
+            else:
+                await asyncio.sleep(0)  # let probes run between chunks of a large exposition
+            await response.write(chunk)
         if compressor is not None:
-            # zlib lets go of the GIL: compressing in a thread keeps this loop, on which
-            # probes take their timestamps, free while a large exposition is compressed.
-            chunk = await loop.run_in_executor(None, compressor.compress, chunk)
-        else:
-            await asyncio.sleep(0)  # let probes run between chunks of a large exposition
-        await response.write(chunk)
-    if compressor is not None:
-        await response.write(compressor.flush())
-    await response.write_eof()
+            await response.write(compressor.flush())
+        await response.write_eof()
+    except ConnectionResetError:
+        # The scraper hung up (its timeout, a restart): nothing to answer, nothing broken.
+        request.app[_LOGGER].debug("metrics_scrape_aborted", path=request.path)
     return response
 
 
