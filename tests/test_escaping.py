@@ -17,11 +17,9 @@ with hostile text.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import date
 from html.parser import HTMLParser
@@ -41,6 +39,7 @@ from speed_kings.result import Outcome, ProbeResult, TokenUsage
 from speed_kings.status import BudgetRow, CooldownRow, ProviderRow, StatusSnapshot
 from speed_kings.web_page import render_page
 from tests.procs import DaemonProcess, clean_environ, http, wait_for
+from tests.threaded_server import ThreadedServer
 
 NOW = 1_767_225_600.0
 SCRIPT = '<script>alert("x")</script>'
@@ -266,16 +265,13 @@ REQUEST_ID = '<script>alert("rid")</script> "quoted" \\ end'
 RAW_MODEL = "Org/Model-X:tag@v1+b.2_c"
 
 
-class HostileServer:
+class HostileServer(ThreadedServer):
     """An OpenAI-compatible provider per variant under `/{variant}/v1`; `ok` streams a
     real answer (for the raw model id's metrics), the others answer with hostile text."""
 
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__()
         self.models_seen: set[str] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -313,26 +309,8 @@ class HostileServer:
         await response.write_eof()
         return response
 
-    async def _start(self) -> str:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{variant}/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    def __enter__(self) -> HostileServer:
-        self._thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
 
 def hostile_config(server: str, state: Path) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from tests.procs import (
     simulator_process,
     wait_for,
 )
+from tests.test_crash_random import provider
 from tests.test_daemon import KEY, Running, comparison
 from tests.test_daemon import provider as daemon_provider
 
@@ -101,21 +102,6 @@ def free(volume: Path) -> None:
 def sim() -> Iterator[str]:
     with simulator_process("--seed", "5") as url:
         yield url
-
-
-def provider(sim: str, profile: str, price: tuple[float, float]) -> dict[str, Any]:
-    return {
-        "base_url": f"{sim}/{profile}/v1",
-        "wire": "openai",
-        "hardware": "GPU",
-        "api_key_env": "SIM_KEY",
-        "default_price": {
-            "input": price[0],
-            "output": price[1],
-            "checked": "2026-11-22",
-            "source": "test",
-        },
-    }
 
 
 def start(sim: str, state: Path, folder: Path) -> DaemonProcess:

@@ -23,7 +23,6 @@ helpers and report only which provider's key leaked where, never the key.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
@@ -32,7 +31,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,6 +54,7 @@ from tests.procs import (
     simulator_process,
     wait_for,
 )
+from tests.threaded_server import ThreadedServer
 
 MODEL = "llama-3.1-8b"
 WIRE_SUFFIX = {"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta"}
@@ -126,17 +125,14 @@ def long_message(key: str) -> str:
     return f"{filler} {key} is not a valid API key."
 
 
-class EchoServer:
+class EchoServer(ThreadedServer):
     """Fake providers, one per variant under `/{variant}`, that echo the key they get."""
 
     VARIANTS = ("json", "text", "stream", "anthropic", "gemini", "long", "header")
 
     def __init__(self) -> None:
+        super().__init__()
         self.keys_seen: set[str] = set()
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -179,28 +175,10 @@ class EchoServer:
             headers={"x-request-id": key},
         )
 
-    async def _start(self) -> str:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{variant}/v1/chat/completions", self._handle)
         app.router.add_post("/{variant}/v1/messages", self._handle)
         app.router.add_post("/{variant}/v1beta/models/{model}:streamGenerateContent", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    def __enter__(self) -> EchoServer:
-        self._thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -979,20 +979,10 @@ def parse_yaml(text: str, source: str) -> object:
 # --- entry points ---------------------------------------------------------------------------
 
 
-def parse_config(
-    data: object,
-    source: str,
-    *,
-    config_file: Path | None = None,
-    catalog: Catalog | None = None,
-) -> Config:
-    """Validate parsed YAML. `source` names the file in messages; `config_file`'s folder
-    resolves a relative `catalog` path; `catalog` replaces the one the config names."""
+def top_level_mapping(data: object, source: str, *, empty_fix: str) -> dict[str, Any]:
+    """Parsed YAML as the mapping of settings a config file must be, or its ConfigError."""
     if data is None:
-        raise ConfigError(
-            source,
-            [Problem("", "the file is empty", "start from config/speed-kings.example.yaml")],
-        )
+        raise ConfigError(source, [Problem("", "the file is empty", empty_fix)])
     if not isinstance(data, dict):
         raise ConfigError(
             source,
@@ -1002,6 +992,19 @@ def parse_config(
                 )
             ],
         )
+    return data
+
+
+def parse_config(
+    data: object,
+    source: str,
+    *,
+    config_file: Path | None = None,
+    catalog: Catalog | None = None,
+) -> Config:
+    """Validate parsed YAML. `source` names the file in messages; `config_file`'s folder
+    resolves a relative `catalog` path; `catalog` replaces the one the config names."""
+    data = top_level_mapping(data, source, empty_fix="start from config/speed-kings.example.yaml")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

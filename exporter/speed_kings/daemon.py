@@ -115,7 +115,6 @@ class Daemon:
         self._load_config = load_config
         self._catalog = catalog
         self._clock = clock
-        self._registry = registry
         self._log = logger
         self._environ = environ
         self._options = options

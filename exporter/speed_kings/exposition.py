@@ -131,7 +131,6 @@ class HistogramChild(_Child):
 
     def render(self) -> bytes:
         family = self.family
-        assert isinstance(family, Histogram)
         name = family.name
         before, after = _around_le(family.labelnames, self.labels)
         before = f"{name}_bucket{{{before}"
@@ -149,7 +148,6 @@ class HistogramChild(_Child):
 
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
         family = self.family
-        assert isinstance(family, Histogram)
         labels = dict(zip(family.labelnames, self.labels, strict=True))
         total = 0.0
         for le, total in zip(family.le_labels, self._cumulative(), strict=True):
@@ -195,9 +193,6 @@ class Family(Generic[_C]):
         where = [(self.labelnames.index(n), v) for n, v in match.items()]
         for key in [k for k in self._children if all(k[i] == v for i, v in where)]:
             del self._children[key]
-
-    def clear(self) -> None:
-        self._children.clear()
 
     def texts(self) -> Iterator[bytes]:
         """HELP and TYPE, then each child's lines, rendering those that changed."""
@@ -260,6 +255,17 @@ class Exposition:
     def add(self, family: _F) -> _F:
         self._families.append(family)
         return family
+
+    def histogram(
+        self, name: str, documentation: str, labelnames: Iterable[str], *, buckets: Sequence[float]
+    ) -> Histogram:
+        return self.add(Histogram(name, documentation, labelnames, buckets=buckets))
+
+    def counter(self, name: str, documentation: str, labelnames: Iterable[str]) -> Counter:
+        return self.add(Counter(name, documentation, labelnames))
+
+    def gauge(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> Gauge:
+        return self.add(Gauge(name, documentation, labelnames))
 
     def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
         """The exposition in pieces of about `size` bytes, rendered as they are asked for,

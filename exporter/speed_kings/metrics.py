@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 
-from speed_kings.exposition import Counter, Exposition, Gauge, Histogram
+from speed_kings.exposition import Exposition
 from speed_kings.result import Outcome, ProbeResult, RateLimitInfo
 
 SERIES = ("provider", "model", "prompt")
@@ -114,211 +114,155 @@ TOKEN_DIRECTIONS = ("input", "output", "reasoning", "cached_input")
 class Metrics:
     def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
         self._exposition = Exposition()
-        add = self._exposition.add
-        self.ttft = add(
-            Histogram(
-                "speedkings_time_to_first_token_seconds",
-                "Time from sending the request to the first chunk of generated text "
-                "(reasoning included).",
-                SERIES,
-                buckets=LATENCY_BUCKETS,
-            )
+        families = self._exposition
+        self.ttft = families.histogram(
+            "speedkings_time_to_first_token_seconds",
+            "Time from sending the request to the first chunk of generated text "
+            "(reasoning included).",
+            SERIES,
+            buckets=LATENCY_BUCKETS,
         )
-        self.ttfat = add(
-            Histogram(
-                "speedkings_time_to_first_answer_token_seconds",
-                "Time from sending the request to the first non-reasoning text.",
-                SERIES,
-                buckets=LATENCY_BUCKETS,
-            )
+        self.ttfat = families.histogram(
+            "speedkings_time_to_first_answer_token_seconds",
+            "Time from sending the request to the first non-reasoning text.",
+            SERIES,
+            buckets=LATENCY_BUCKETS,
         )
-        self.headers = add(
-            Histogram(
-                "speedkings_time_to_headers_seconds",
-                "Time from sending the request to the response status line and headers.",
-                SERIES,
-                buckets=LATENCY_BUCKETS,
-            )
+        self.headers = families.histogram(
+            "speedkings_time_to_headers_seconds",
+            "Time from sending the request to the response status line and headers.",
+            SERIES,
+            buckets=LATENCY_BUCKETS,
         )
-        self.duration = add(
-            Histogram(
-                "speedkings_request_duration_seconds",
-                "Time from sending the request to the end of the stream.",
-                SERIES,
-                buckets=DURATION_BUCKETS,
-            )
+        self.duration = families.histogram(
+            "speedkings_request_duration_seconds",
+            "Time from sending the request to the end of the stream.",
+            SERIES,
+            buckets=DURATION_BUCKETS,
         )
-        self.tps = add(
-            Histogram(
-                "speedkings_output_tokens_per_second",
-                "Output speed after the first chunk: (output tokens - 1) / generation time.",
-                SERIES,
-                buckets=THROUGHPUT_BUCKETS,
-            )
+        self.tps = families.histogram(
+            "speedkings_output_tokens_per_second",
+            "Output speed after the first chunk: (output tokens - 1) / generation time.",
+            SERIES,
+            buckets=THROUGHPUT_BUCKETS,
         )
-        self.tpot = add(
-            Histogram(
-                "speedkings_time_per_output_token_seconds",
-                "Generation time per output token after the first.",
-                SERIES,
-                buckets=TPOT_BUCKETS,
-            )
+        self.tpot = families.histogram(
+            "speedkings_time_per_output_token_seconds",
+            "Generation time per output token after the first.",
+            SERIES,
+            buckets=TPOT_BUCKETS,
         )
-        self.cost = add(
-            Histogram(
-                "speedkings_probe_cost_dollars",
-                "Cost of one probe in US dollars.",
-                SERIES,
-                buckets=COST_BUCKETS,
-            )
+        self.cost = families.histogram(
+            "speedkings_probe_cost_dollars",
+            "Cost of one probe in US dollars.",
+            SERIES,
+            buckets=COST_BUCKETS,
         )
-        self.ttft_by_hour = add(
-            Histogram(
-                "speedkings_time_to_first_token_by_hour_seconds",
-                "Time to first token by hour of day (configured time zone), for daily profiles.",
-                ("provider", "model", "hour"),
-                buckets=LATENCY_BUCKETS,
-            )
+        self.ttft_by_hour = families.histogram(
+            "speedkings_time_to_first_token_by_hour_seconds",
+            "Time to first token by hour of day (configured time zone), for daily profiles.",
+            ("provider", "model", "hour"),
+            buckets=LATENCY_BUCKETS,
         )
-        self.tps_by_hour = add(
-            Histogram(
-                "speedkings_output_tokens_per_second_by_hour",
-                "Output speed by hour of day (configured time zone), for daily profiles.",
-                ("provider", "model", "hour"),
-                buckets=THROUGHPUT_BUCKETS,
-            )
+        self.tps_by_hour = families.histogram(
+            "speedkings_output_tokens_per_second_by_hour",
+            "Output speed by hour of day (configured time zone), for daily profiles.",
+            ("provider", "model", "hour"),
+            buckets=THROUGHPUT_BUCKETS,
         )
-        self.probes = add(
-            Counter(
-                "speedkings_probes",
-                "Probes by outcome (skipped ones included).",
-                (*SERIES, "outcome"),
-            )
+        self.probes = families.counter(
+            "speedkings_probes",
+            "Probes by outcome (skipped ones included).",
+            (*SERIES, "outcome"),
         )
-        self.tokens = add(
-            Counter(
-                "speedkings_tokens",
-                "Tokens by direction (input, output, reasoning, cached_input).",
-                ("provider", "model", "direction"),
-            )
+        self.tokens = families.counter(
+            "speedkings_tokens",
+            "Tokens by direction (input, output, reasoning, cached_input).",
+            ("provider", "model", "direction"),
         )
-        self.cost_total = add(
-            Counter(
-                "speedkings_cost_dollars",
-                "Money spent on probes, US dollars.",
-                ("provider", "model"),
-            )
+        self.cost_total = families.counter(
+            "speedkings_cost_dollars",
+            "Money spent on probes, US dollars.",
+            ("provider", "model"),
         )
-        self.rate_limit_events = add(
-            Counter(
-                "speedkings_rate_limit_events",
-                "Rate-limit (429) and overload (503/529) responses.",
-                ("provider", "kind"),
-            )
+        self.rate_limit_events = families.counter(
+            "speedkings_rate_limit_events",
+            "Rate-limit (429) and overload (503/529) responses.",
+            ("provider", "kind"),
         )
-        self.throttling_events = add(
-            Counter(
-                "speedkings_throttling_events",
-                "Probes far off their series' rolling baseline (signal: ttft or throughput).",
-                (*SERIES, "signal"),
-            )
+        self.throttling_events = families.counter(
+            "speedkings_throttling_events",
+            "Probes far off their series' rolling baseline (signal: ttft or throughput).",
+            (*SERIES, "signal"),
         )
-        self.success = add(
-            Gauge(
-                "speedkings_probe_success",
-                "1 if the last probe of the series succeeded, else 0.",
-                SERIES,
-            )
+        self.success = families.gauge(
+            "speedkings_probe_success",
+            "1 if the last probe of the series succeeded, else 0.",
+            SERIES,
         )
-        self.last_timestamp = add(
-            Gauge(
-                "speedkings_last_probe_timestamp_seconds",
-                "When the last probe of the series finished, Unix seconds.",
-                SERIES,
-            )
+        self.last_timestamp = families.gauge(
+            "speedkings_last_probe_timestamp_seconds",
+            "When the last probe of the series finished, Unix seconds.",
+            SERIES,
         )
-        self.last_ttft = add(
-            Gauge(
-                "speedkings_last_time_to_first_token_seconds",
-                "Time to first token of the last successful probe.",
-                SERIES,
-            )
+        self.last_ttft = families.gauge(
+            "speedkings_last_time_to_first_token_seconds",
+            "Time to first token of the last successful probe.",
+            SERIES,
         )
-        self.last_tps = add(
-            Gauge(
-                "speedkings_last_output_tokens_per_second",
-                "Output speed of the last successful probe.",
-                SERIES,
-            )
+        self.last_tps = families.gauge(
+            "speedkings_last_output_tokens_per_second",
+            "Output speed of the last successful probe.",
+            SERIES,
         )
-        self.rate_limit_remaining = add(
-            Gauge(
-                "speedkings_rate_limit_remaining",
-                "Remaining quota reported by the provider's headers, by kind "
-                "(requests, tokens, requests_day, ...).",
-                ("provider", "kind"),
-            )
+        self.rate_limit_remaining = families.gauge(
+            "speedkings_rate_limit_remaining",
+            "Remaining quota reported by the provider's headers, by kind "
+            "(requests, tokens, requests_day, ...).",
+            ("provider", "kind"),
         )
-        self.cooldown_until = add(
-            Gauge(
-                "speedkings_provider_cooldown_until_timestamp_seconds",
-                "End of the provider's rate-limit cooldown, Unix seconds (0: none).",
-                ("provider",),
-            )
+        self.cooldown_until = families.gauge(
+            "speedkings_provider_cooldown_until_timestamp_seconds",
+            "End of the provider's rate-limit cooldown, Unix seconds (0: none).",
+            ("provider",),
         )
-        self.budget_limit = add(
-            Gauge(
-                "speedkings_budget_limit_dollars",
-                "Budget cap, US dollars.",
-                ("scope", "period"),
-            )
+        self.budget_limit = families.gauge(
+            "speedkings_budget_limit_dollars",
+            "Budget cap, US dollars.",
+            ("scope", "period"),
         )
-        self.budget_spent = add(
-            Gauge(
-                "speedkings_budget_spent_dollars",
-                "Spent (and reserved) in the current day or month, US dollars.",
-                ("scope", "period"),
-            )
+        self.budget_spent = families.gauge(
+            "speedkings_budget_spent_dollars",
+            "Spent (and reserved) in the current day or month, US dollars.",
+            ("scope", "period"),
         )
-        self.model_load = add(
-            Gauge(
-                "speedkings_model_load_seconds",
-                "Model load time before the last probe (local providers); never part of TTFT.",
-                ("provider", "model"),
-            )
+        self.model_load = families.gauge(
+            "speedkings_model_load_seconds",
+            "Model load time before the last probe (local providers); never part of TTFT.",
+            ("provider", "model"),
         )
-        self.provider_info = add(
-            Gauge(
-                "speedkings_provider_info",
-                "Provider facts as labels; always 1.",
-                ("provider", "hardware", "wire", "simulated"),
-            )
+        self.provider_info = families.gauge(
+            "speedkings_provider_info",
+            "Provider facts as labels; always 1.",
+            ("provider", "hardware", "wire", "simulated"),
         )
-        self.build_info = add(
-            Gauge(
-                "speedkings_build_info",
-                "Build facts as labels; always 1.",
-                ("version", "python"),
-            )
+        self.build_info = families.gauge(
+            "speedkings_build_info",
+            "Build facts as labels; always 1.",
+            ("version", "python"),
         )
-        self.reload_ok = add(
-            Gauge(
-                "speedkings_config_last_reload_successful",
-                "1 if the last configuration (re)load succeeded.",
-            )
+        self.reload_ok = families.gauge(
+            "speedkings_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded.",
         )
-        self.reload_time = add(
-            Gauge(
-                "speedkings_config_last_reload_success_timestamp_seconds",
-                "When the configuration was last loaded successfully, Unix seconds.",
-            )
+        self.reload_time = families.gauge(
+            "speedkings_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully, Unix seconds.",
         )
-        self.ledger_up = add(
-            Gauge(
-                "speedkings_budget_ledger_up",
-                "1 while the budget ledger (SQLite in state_dir) opens and takes writes; 0 "
-                "while it cannot (disk full, read-only): paid providers are skipped meanwhile.",
-            )
+        self.ledger_up = families.gauge(
+            "speedkings_budget_ledger_up",
+            "1 while the budget ledger (SQLite in state_dir) opens and takes writes; 0 "
+            "while it cannot (disk full, read-only): paid providers are skipped meanwhile.",
         )
         self.build_info.labels(version, platform.python_version()).set(1)
         # The registry sees the same families (tests and tools read it); the exporter

@@ -52,6 +52,7 @@ from speed_kings.config import (
     _problem,
     _pydantic_problems,
     parse_yaml,
+    top_level_mapping,
 )
 
 REALM = "speed-kings"
@@ -325,27 +326,12 @@ def _ssl_context(tls: TLSServerConfig, base: Path) -> ssl.SSLContext | list[Prob
 
 def parse_web_config(data: object, source: str, *, base: Path) -> WebConfig:
     """Validate parsed YAML; `base` is the folder relative file names start from."""
-    if data is None:
-        raise ConfigError(
-            source,
-            [
-                Problem(
-                    "",
-                    "the file is empty",
-                    "set tls_server_config and/or basic_auth_users (see docs/security.md), "
-                    "or drop --web-config",
-                )
-            ],
-        )
-    if not isinstance(data, dict):
-        raise ConfigError(
-            source,
-            [
-                Problem(
-                    "", f"expected a mapping of settings at the top level, got {_describe(data)}"
-                )
-            ],
-        )
+    data = top_level_mapping(
+        data,
+        source,
+        empty_fix="set tls_server_config and/or basic_auth_users (see docs/security.md), "
+        "or drop --web-config",
+    )
     try:
         doc = WebConfigFile.model_validate(data)
     except ValidationError as exc:
